@@ -1,0 +1,115 @@
+package loadtest
+
+import (
+	"math/rand/v2"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/valyala/fasthttp"
+)
+
+// beaconJob is the tracking chain of one rendered ad: an impression, then
+// maybe a click, then maybe a conversion. The strings are owned by the job.
+type beaconJob struct {
+	t                *target
+	imp, click, conv string
+}
+
+// beaconPool sends beacons from a bounded queue with a fixed number of
+// workers, apart from the ad request workers, so that beacons never delay
+// the ad request schedule. A job offered to a full queue is dropped and
+// counted. Clicks follow an impression with probability ctr, conversions a
+// click with probability convRate. offer may be called concurrently; close
+// once, after the last offer.
+type beaconPool struct {
+	jobs     chan beaconJob
+	rec      *recorder
+	ctr      float64
+	convRate float64
+	timeout  time.Duration
+	seed     uint64
+	stopAt   atomic.Int64 // unix nanoseconds after which queued jobs are dropped; 0 = none
+	wg       sync.WaitGroup
+}
+
+func startBeacons(workers, queue int, rec *recorder, ctr, convRate float64, timeout time.Duration, seed uint64) *beaconPool {
+	p := &beaconPool{
+		jobs: make(chan beaconJob, queue), rec: rec, ctr: ctr, convRate: convRate,
+		timeout: timeout, seed: seed,
+	}
+	p.wg.Add(workers)
+	for i := range workers {
+		go p.work(i)
+	}
+	return p
+}
+
+// offer queues a job without blocking.
+func (p *beaconPool) offer(j beaconJob) {
+	select {
+	case p.jobs <- j:
+	default:
+		p.rec.beaconEvent(func(c *beaconCounts) { c.dropped++ })
+	}
+}
+
+// close stops accepting jobs, sends the queued ones until drainBy (later
+// ones are dropped and counted), and waits for the workers.
+func (p *beaconPool) close(drainBy time.Time) {
+	p.stopAt.Store(drainBy.UnixNano())
+	close(p.jobs)
+	p.wg.Wait()
+}
+
+func (p *beaconPool) work(id int) {
+	defer p.wg.Done()
+	rng := rand.New(rand.NewPCG(p.seed, 0xbeac0+uint64(id)))
+	req := fasthttp.AcquireRequest()
+	resp := fasthttp.AcquireResponse()
+	defer fasthttp.ReleaseRequest(req)
+	defer fasthttp.ReleaseResponse(resp)
+	for j := range p.jobs {
+		if s := p.stopAt.Load(); s != 0 && time.Now().UnixNano() > s {
+			p.rec.beaconEvent(func(c *beaconCounts) { c.dropped++ })
+			continue
+		}
+		p.rec.beaconEvent(func(c *beaconCounts) { c.impressions++ })
+		if !p.get(j.t, j.imp, req, resp) || rng.Float64() >= p.ctr {
+			continue
+		}
+		if j.click == "" {
+			p.rec.beaconEvent(func(c *beaconCounts) { c.clickSkipped++ })
+			continue
+		}
+		p.rec.beaconEvent(func(c *beaconCounts) { c.clicks++ })
+		if !p.get(j.t, j.click, req, resp) || rng.Float64() >= p.convRate {
+			continue
+		}
+		if j.conv == "" {
+			p.rec.beaconEvent(func(c *beaconCounts) { c.convSkipped++ })
+			continue
+		}
+		p.rec.beaconEvent(func(c *beaconCounts) { c.conversion++ })
+		p.get(j.t, j.conv, req, resp)
+	}
+}
+
+// get sends one beacon to t and reports whether it succeeded (2xx or 3xx;
+// redirects are not followed). A URL without a path counts as failed.
+func (p *beaconPool) get(t *target, u string, req *fasthttp.Request, resp *fasthttp.Response) bool {
+	path, ok := beaconPath(u)
+	if !ok {
+		p.rec.beacon(0, false)
+		return false
+	}
+	req.Reset()
+	req.Header.SetMethod(fasthttp.MethodGet)
+	req.SetRequestURI(path)
+	req.Header.SetHost(t.host)
+	start := time.Now()
+	err := t.beacon.DoTimeout(req, resp, p.timeout)
+	ok = err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 400
+	p.rec.beacon(time.Since(start), ok)
+	return ok
+}

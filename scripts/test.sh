@@ -1,0 +1,60 @@
+#!/usr/bin/env bash
+# make test: the whole suite, integration tests included. Installs what the
+# tests need from Debian's packages if missing (ClickHouse, Chromium, wrk,
+# promtool, kcat), starts ClickHouse on loopback, then runs gofmt, go vet,
+# go test -race over every package, and each fuzz target for a short time.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+apt_install() {
+  local missing=()
+  for pair in "$@"; do
+    local cmd=${pair%%:*} pkg=${pair##*:}
+    command -v "$cmd" >/dev/null 2>&1 || missing+=("$pkg")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  echo "installing ${missing[*]}"
+  local sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo=sudo
+  export DEBIAN_FRONTEND=noninteractive
+  $sudo apt-get install -y -qq "${missing[@]}" >/dev/null 2>&1 || {
+    $sudo apt-get update -qq >/dev/null
+    $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  }
+}
+apt_install chromium:chromium wrk:wrk promtool:prometheus kcat:kcat curl:curl
+
+scripts/clickhouse.sh start
+
+export ADSERVER_TEST_CLICKHOUSE=${ADSERVER_TEST_CLICKHOUSE:-127.0.0.1:9000}
+export ADSERVER_TEST_REQUIRE_ALL=1   # tests needing ClickHouse, Chromium, wrk fail instead of skipping
+export LOADTEST_REQUIRE_WRK=1
+
+echo "== gofmt"
+unformatted=$(gofmt -l $(git ls-files '*.go' 2>/dev/null || find . -name '*.go' -not -path './data/*'))
+if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; fi
+
+echo "== go vet"
+go vet ./...
+
+echo "== go test -race"
+go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/adserver-test.log
+
+echo "== fuzz (short, fixed time per target)"
+grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
+  dir=$(dirname "$f")
+  for t in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
+    echo "-- $dir $t"
+    go test -run '^$' -fuzz "^$t\$" -fuzztime "${FUZZTIME:-5s}" "$dir" 2>&1 | tail -3
+  done
+done
+
+if ls deploy/*rules*.yml >/dev/null 2>&1; then
+  echo "== promtool"
+  promtool check rules deploy/*rules*.yml
+fi
+
+echo "== summary"
+pass=$(grep -c '^ok ' /tmp/adserver-test.log || true)
+fail=$(grep -c '^FAIL' /tmp/adserver-test.log || true)
+echo "$pass passed, $fail failed"
