@@ -1,6 +1,7 @@
 package auction
 
 import (
+	"slices"
 	"sync"
 
 	"github.com/adserver/adserver/campaign"
@@ -92,16 +93,20 @@ type Auction struct {
 
 type entry struct {
 	cand *Candidate
+	adv  string // cand.Campaign.AdvertiserID
 	ecpm campaign.Micros
 	// key breaks ties; 0 means not drawn yet (drawn keys are never 0).
 	key  uint64
 	ppb  uint64 // quantised pCTR, CPC only
-	prio int
+	prio int32
+	// fp is fingerprint(adv): unequal fingerprints spare a string compare.
+	fp uint32
 	// ok: the eCPM is positive and at or above the slot's reserve.
 	ok bool
+	// out: the advertiser has won a slot (set only in slots still open
+	// when it won, and in the slot it won).
+	out bool
 }
-
-func (e *entry) advertiser() string { return e.cand.Campaign.AdvertiserID }
 
 type slotState struct {
 	lo, hi  int
@@ -142,6 +147,10 @@ func (a *Auction) Reset() {
 	clear(a.entries)
 	clear(a.wins)
 	clear(a.placed)
+	a.truncate()
+}
+
+func (a *Auction) truncate() {
 	a.entries = a.entries[:0]
 	a.slots = a.slots[:0]
 	a.placed = a.placed[:0]
@@ -159,29 +168,16 @@ func (a *Auction) Reset() {
 // Reset of a; req must not be modified meanwhile. Use [Auction.Outcome] or
 // [Auction.AppendOutcomes] afterwards to explain the result.
 func (a *Auction) Run(req *Request, rnd Rand) []Win {
-	a.Reset()
+	a.truncate() // every entry used below is overwritten
 	a.req, a.rnd = req, rnd
-
+	n := 0
 	for i := range req.Slots {
-		s := &req.Slots[i]
-		reserve := clampMicros(max(req.Floor, s.Floor))
-		lo := len(a.entries)
-		for j := range s.Candidates {
-			c := &s.Candidates[j]
-			var ppb uint64
-			if c.Campaign.Bid.Model == campaign.BidCPC {
-				ppb = quantizeCTR(c.PCTR)
-			}
-			e := ecpm(c.Campaign.Bid, ppb)
-			a.entries = append(a.entries, entry{
-				cand: c, ecpm: e, ppb: ppb, prio: c.Campaign.Priority,
-				ok: e > 0 && e >= reserve,
-			})
-		}
-		a.slots = append(a.slots, slotState{lo: lo, hi: len(a.entries), reserve: reserve, best: -1, win: -1, runner: -1, seq: -1})
+		n += len(req.Slots[i].Candidates)
 	}
-	for i := range a.slots {
-		a.slots[i].best = a.bestIn(i)
+	a.entries = slices.Grow(a.entries, n)[:n]
+	a.slots = slices.Grow(a.slots, len(req.Slots))
+	for i := range req.Slots {
+		a.slots = append(a.slots, a.rank(i))
 	}
 	for {
 		next := -1
@@ -194,13 +190,7 @@ func (a *Auction) Run(req *Request, rnd Rand) []Win {
 		if next < 0 {
 			break
 		}
-		adv := a.fill(next)
-		for i := range a.slots {
-			s := &a.slots[i]
-			if s.win < 0 && s.best >= 0 && a.entries[s.best].advertiser() == adv {
-				s.best = a.bestIn(i)
-			}
-		}
+		a.fill(next)
 	}
 	for i := range a.slots {
 		if a.slots[i].win >= 0 {
@@ -211,27 +201,68 @@ func (a *Auction) Run(req *Request, rnd Rand) []Win {
 	return a.wins
 }
 
-// fill gives slot i to its best entry, places the winner's advertiser and
-// finds the runner-up. It returns the advertiser.
-func (a *Auction) fill(i int) string {
-	s := &a.slots[i]
-	s.win, s.best, s.seq = s.best, -1, len(a.placed)
-	adv := a.entries[s.win].advertiser()
-	a.placed = append(a.placed, placed{adv: adv, slot: i})
-	s.runner = a.bestIn(i) // the winner's advertiser is placed now
-	return adv
+// rank computes the entries of slot i, which start after those of the
+// slots before it, and finds the best.
+func (a *Auction) rank(i int) slotState {
+	lo := 0
+	if i > 0 {
+		lo = a.slots[i-1].hi
+	}
+	s := &a.req.Slots[i]
+	st := slotState{lo: lo, hi: lo + len(s.Candidates), reserve: clampMicros(max(a.req.Floor, s.Floor)), best: -1, win: -1, runner: -1, seq: -1}
+	for j := range s.Candidates {
+		c := &s.Candidates[j]
+		var ppb uint64
+		if c.Campaign.Bid.Model == campaign.BidCPC {
+			ppb = quantizeCTR(c.PCTR)
+		}
+		// Field by field: building a literal and copying it in costs a
+		// store-forwarding stall per entry.
+		k := lo + j
+		e := &a.entries[k]
+		e.cand, e.adv, e.prio = c, c.Campaign.AdvertiserID, int32(c.Campaign.Priority)
+		e.fp = fingerprint(e.adv)
+		e.ecpm, e.ppb, e.key = ecpm(c.Campaign.Bid, ppb), ppb, 0
+		e.ok, e.out = e.ecpm > 0 && e.ecpm >= st.reserve, false
+		if e.ok && (st.best < 0 || a.better(k, st.best)) {
+			st.best = k
+		}
+	}
+	return st
 }
 
-// bestIn returns the best entry of slot i that is eligible and whose
-// advertiser has not won a slot, or -1.
-func (a *Auction) bestIn(i int) int {
+// fill gives slot i to its best entry and excludes the winner's advertiser
+// from slot i, where it finds the runner-up, and from every open slot,
+// refreshing the best entry of those where it was the best.
+func (a *Auction) fill(i int) {
 	s := &a.slots[i]
+	s.win, s.best, s.seq = s.best, -1, len(a.placed)
+	adv := a.entries[s.win].adv
+	a.placed = append(a.placed, placed{adv: adv, slot: i})
+	s.runner = a.exclude(i, adv, true)
+	for k := range a.slots {
+		if t := &a.slots[k]; t.win < 0 && t.best >= 0 {
+			stale := a.entries[t.best].adv == adv
+			if best := a.exclude(k, adv, stale); stale {
+				t.best = best
+			}
+		}
+	}
+}
+
+// exclude marks out the entries of slot i of advertiser adv and, if find is
+// set, returns the best eligible entry left (or -1).
+func (a *Auction) exclude(i int, adv string, find bool) int {
+	s := &a.slots[i]
+	fp := fingerprint(adv)
 	best := -1
 	for j := s.lo; j < s.hi; j++ {
-		if !a.entries[j].ok || a.placedIndex(a.entries[j].advertiser()) >= 0 {
-			continue
-		}
-		if best < 0 || a.better(j, best) {
+		e := &a.entries[j]
+		switch {
+		case !e.ok || e.out:
+		case e.fp == fp && e.adv == adv:
+			e.out = true
+		case find && (best < 0 || a.better(j, best)):
 			best = j
 		}
 	}
@@ -306,6 +337,16 @@ func (a *Auction) win(i int) Win {
 		w.Price = min(w.ClearingECPM, bid.Amount)
 	}
 	return w
+}
+
+// fingerprint summarises an id by its length and two of its bytes: ids of
+// the same length often differ in their last byte.
+func fingerprint(s string) uint32 {
+	n := len(s)
+	if n == 0 {
+		return 0
+	}
+	return uint32(n)<<16 | uint32(s[n-1])<<8 | uint32(s[n/2])
 }
 
 // noCopy makes go vet's copylocks check report copies of an Auction.

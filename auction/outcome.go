@@ -101,7 +101,7 @@ func (a *Auction) outcome(i, j int) Outcome {
 	}
 	// Excluded when the advertiser had won an earlier-filled slot; an
 	// eligible candidate of a slot left empty must have been.
-	if k := a.placedIndex(e.advertiser()); k >= 0 && (s.win < 0 || k < s.seq) {
+	if k := a.placedIndex(e.adv); k >= 0 && (s.win < 0 || k < s.seq) {
 		by := &a.slots[a.placed[k].slot]
 		o.Reason = Excluded
 		o.By, o.ByECPM = a.entries[by.win].cand.Campaign, a.entries[by.win].ecpm

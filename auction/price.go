@@ -106,6 +106,9 @@ func ecpm(bid campaign.Bid, ppb uint64) campaign.Micros {
 		return min(bid.Amount, MaxECPM)
 	case campaign.BidCPC:
 		hi, lo := bits.Mul64(uint64(bid.Amount), ppb)
+		if hi == 0 { // the common case: a cheap division by a constant
+			return campaign.Micros(min(lo/microsPerMilleScale, uint64(MaxECPM)))
+		}
 		if hi >= microsPerMilleScale {
 			return MaxECPM // the quotient would not fit in 64 bits
 		}

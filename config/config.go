@@ -236,7 +236,7 @@ func (c *Config) Validate() error {
 	} else {
 		addr("embedded-kafka-listen", c.EmbeddedKafkaListen)
 	}
-	if c.Listen == c.AdminListen {
+	if c.Listen == c.AdminListen && !strings.HasSuffix(c.Listen, ":0") {
 		bad("admin-listen", "must differ from -listen (%s): the two listeners are separate bulkheads", c.Listen)
 	}
 	if c.KafkaPartitions < 1 || c.KafkaPartitions > 1024 {

@@ -53,9 +53,9 @@ func parseTarget(raw string) (scheme, host, addr string, err error) {
 
 func newHostClient(scheme, addr string, conns int, timeout time.Duration) *fasthttp.HostClient {
 	return &fasthttp.HostClient{
-		Addr:    addr,
-		Name:    "adserver-loadtest",
-		IsTLS:   scheme == "https",
+		Addr:     addr,
+		Name:     "adserver-loadtest",
+		IsTLS:    scheme == "https",
 		MaxConns: conns,
 		// A load tester must see every failure: no silent retries.
 		MaxIdemponentCallAttempts: 1,
@@ -64,10 +64,10 @@ func newHostClient(scheme, addr string, conns int, timeout time.Duration) *fasth
 		MaxIdleConnDuration:       time.Minute,
 		// Workers never exceed MaxConns; a short wait covers the moment a
 		// connection is being returned to the pool.
-		MaxConnWaitTimeout:            timeout,
-		NoDefaultUserAgentHeader:      true,
-		DisablePathNormalizing:        true,
-		TLSConfig:                     &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // load tests often use self-signed certs
+		MaxConnWaitTimeout:       timeout,
+		NoDefaultUserAgentHeader: true,
+		DisablePathNormalizing:   true,
+		TLSConfig:                &tls.Config{InsecureSkipVerify: true}, //nolint:gosec // load tests often use self-signed certs
 	}
 }
 

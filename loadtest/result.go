@@ -88,6 +88,7 @@ type BeaconResult struct {
 type SecondStats struct {
 	T        int     `json:"t"` // seconds since the start, the end of the interval
 	Requests int64   `json:"requests"`
+	Target   float64 `json:"target,omitempty"` // open model: requests planned in this second
 	P50      float64 `json:"p50"`
 	P90      float64 `json:"p90"`
 	P99      float64 `json:"p99"`

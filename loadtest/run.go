@@ -222,6 +222,11 @@ func runOnce(ctx context.Context, cfg *Config, gen *Generator, ts []*target, d t
 	}
 	wg.Wait()
 	end := time.Now()
+	if end.Before(r.deadline) && ctx.Err() == nil {
+		// The open model's last request finished before the planned end: the
+		// rate is over the planned duration.
+		end = r.deadline
+	}
 	stopProgress()
 	r.beacons.close(time.Now().Add(cfg.timeout()))
 
@@ -239,6 +244,10 @@ func runOnce(ctx context.Context, cfg *Config, gen *Generator, ts []*target, d t
 			res.Scheduled = r.sched.CountBefore(end.Sub(r.start))
 		}
 		res.Dropped = max(0, res.Scheduled-res.Requests)
+		for i := range res.Series {
+			t := time.Duration(res.Series[i].T) * time.Second
+			res.Series[i].Target = float64(r.sched.CountBefore(t) - r.sched.CountBefore(t-time.Second))
+		}
 	}
 	return res
 }

@@ -234,7 +234,7 @@ func GeneratePlacements(n, publishers int, sizeSets [][][2]int) []PlacementSpec 
 			Name:        "Placement " + strconv.Itoa(k),
 			Domain:      "site-" + strconv.Itoa(i%publishers+1) + ".example",
 			Sizes:       sizeSets[i%len(sizeSets)],
-			Floor:       0.05 + 0.05*float64((k*7)%8),
+			Floor:       float64(5+5*((k*7)%8)) / 100,
 			Weight:      1 / math.Pow(float64(k), 0.8),
 		}
 	}

@@ -11,7 +11,9 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/bus"
+	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/config"
 	"github.com/adserver/adserver/server"
 	"github.com/adserver/adserver/targeting/feed"
@@ -23,6 +25,7 @@ type Node struct {
 	Secrets config.Secrets
 	Server  *server.Server
 	Feed    *feed.Feed
+	Engine  *decision.Engine
 	Kafka   *bus.Client
 	// Brokers is the Kafka address in use (the embedded broker's when
 	// -kafka embedded).
@@ -74,7 +77,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 		}
 	}()
 
-	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Logger: log}
+	ctr, err := auction.NewCTRModel(auction.CTRConfig{})
+	if err != nil {
+		return nil, err
+	}
+	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed)}
+	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log}
 	if err := n.Server.Start(n.Secrets.AdminToken); err != nil {
 		return nil, err
 	}

@@ -21,6 +21,7 @@ import (
 	"time"
 
 	"github.com/adserver/adserver/config"
+	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/targeting/feed"
 	"github.com/valyala/fasthttp"
 )
@@ -30,7 +31,10 @@ import (
 type Server struct {
 	Config config.Config
 	Feed   *feed.Feed
-	Logger *slog.Logger
+	Engine *decision.Engine
+	// Switches returns the operators' current switches; nil: all on.
+	Switches func() *decision.Switches
+	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
 	// ReadyChecks must all pass for /readyz to answer 200 (the catalog
@@ -52,6 +56,13 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+func (s *Server) switches() *decision.Switches {
+	if s.Switches == nil {
+		return nil
+	}
+	return s.Switches()
+}
+
 func (s *Server) log() *slog.Logger {
 	if s.Logger != nil {
 		return s.Logger
@@ -71,8 +82,8 @@ func (s *Server) Start(adminToken string) error {
 		s.servingLn.Close()
 		return fmt.Errorf("cannot listen on -admin-listen %s: %w", s.Config.AdminListen, err)
 	}
-	s.serving = newFastServer("adserver", s.Config.Serving, s.serveServing)
-	s.admin = newFastServer("adserver-admin", s.Config.Admin, s.serveAdmin)
+	s.serving = newFastServer("adserver", s.Config.Serving, s.serveServing, s.log())
+	s.admin = newFastServer("adserver-admin", s.Config.Admin, s.serveAdmin, s.log())
 	s.done = make(chan error, 2)
 	go func() { s.done <- s.serving.Serve(s.servingLn) }()
 	go func() { s.done <- s.admin.Serve(s.adminLn) }()
@@ -85,7 +96,18 @@ func (s *Server) ServingAddr() string { return s.servingLn.Addr().String() }
 // AdminAddr returns the management listener's bound address.
 func (s *Server) AdminAddr() string { return s.adminLn.Addr().String() }
 
-func newFastServer(name string, l config.Listener, h fasthttp.RequestHandler) *fasthttp.Server {
+// debugLogger routes fasthttp's per-connection error messages to debug
+// level: a client's broken request is answered with a 4xx and is no news
+// for the operator.
+type debugLogger struct{ log *slog.Logger }
+
+func (l debugLogger) Printf(format string, args ...any) {
+	if l.log.Enabled(context.Background(), slog.LevelDebug) {
+		l.log.Debug(fmt.Sprintf(format, args...))
+	}
+}
+
+func newFastServer(name string, l config.Listener, h fasthttp.RequestHandler, log *slog.Logger) *fasthttp.Server {
 	return &fasthttp.Server{
 		Handler:               h,
 		Name:                  name,
@@ -95,6 +117,7 @@ func newFastServer(name string, l config.Listener, h fasthttp.RequestHandler) *f
 		MaxRequestBodySize:    l.MaxBody,
 		Concurrency:           l.Concurrency,
 		ErrorHandler:          serverErrorHandler,
+		Logger:                debugLogger{log},
 		NoDefaultServerHeader: false,
 		NoDefaultContentType:  true,
 		// Reduce memory for idle keep-alive connections.

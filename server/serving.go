@@ -8,6 +8,8 @@ import (
 func (s *Server) serveServing(ctx *fasthttp.RequestCtx) {
 	path := ctx.Path()
 	switch string(path) {
+	case "/v1/ad":
+		s.handleAd(ctx)
 	case "/healthz":
 		ctx.SetContentType("text/plain")
 		ctx.SetBodyString("ok\n")

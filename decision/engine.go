@@ -1,0 +1,321 @@
+package decision
+
+import (
+	"strconv"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/adserver/adserver/auction"
+	"github.com/adserver/adserver/campaign"
+	"github.com/adserver/adserver/targeting"
+)
+
+// Catalog is what the engine reads of the current catalog snapshot.
+type Catalog struct {
+	Index      *targeting.Index
+	Placements map[string]*campaign.Placement
+}
+
+// Pacer decides whether a campaign may spend now. The pacing package
+// implements it; nil means no pacing.
+type Pacer interface {
+	// Allow reports whether c may serve at now and, if not, why
+	// (budget_exhausted, throttled, ...).
+	Allow(c *campaign.Campaign, now time.Time) (ok bool, reason string)
+	// Reserve holds the expected cost of one ad about to be served; it
+	// returns false when that would pass the budget.
+	Reserve(c *campaign.Campaign, cost campaign.Micros, now time.Time) bool
+}
+
+// Capper applies frequency caps; nil means none.
+type Capper interface {
+	// Allows reports whether userID may see c once more at now.
+	Allows(userID string, c *campaign.Campaign, now time.Time) bool
+}
+
+// Switches is the operators' kill-switch state the engine obeys.
+type Switches struct {
+	Serving           bool
+	PausedCampaigns   map[string]bool
+	PausedAdvertisers map[string]bool
+}
+
+// URLKind names a tracking URL of an ad.
+type URLKind uint8
+
+// Tracking URL kinds.
+const (
+	URLImpression URLKind = iota
+	URLClick
+	URLWin
+	URLBilling
+	URLLoss
+	numURLKinds
+)
+
+// Signer appends the signed tracking URL of kind for ad to dst. The events
+// package provides it.
+type Signer func(dst []byte, kind URLKind, req *Request, res *Result, ad *Ad, now time.Time) []byte
+
+// Engine makes decisions. Set its fields before the first Decide; it is
+// then safe for concurrent use.
+type Engine struct {
+	Pacer  Pacer
+	Capper Capper
+	CTR    *auction.CTRModel
+	Sign   Signer
+	// NodeID prefixes auction ids, making them unique across nodes.
+	NodeID string
+	// Seed seeds tie-breaking and creative rotation; each goroutine's
+	// generator derives from it. 0 uses the clock.
+	Seed uint64
+
+	seq  atomic.Uint64
+	boot string
+	once sync.Once
+	rngs sync.Pool
+}
+
+// Metrics, with their final Prometheus names.
+var (
+	decisions     = metrics.NewCounter(`adserver_decisions_total`)
+	filledSlots   = metrics.NewCounter(`adserver_decision_slots_filled_total`)
+	emptySlots    = metrics.NewCounter(`adserver_decision_slots_unfilled_total`)
+	candidatesSum = metrics.NewHistogram(`adserver_decision_candidates`)
+)
+
+func (e *Engine) init() {
+	e.once.Do(func() {
+		seed := e.Seed
+		if seed == 0 {
+			seed = uint64(time.Now().UnixNano())
+		}
+		e.boot = strconv.FormatInt(time.Now().Unix(), 36)
+		var n atomic.Uint64
+		e.rngs.New = func() any {
+			return newRand(seed + n.Add(1)*0x9E3779B97F4A7C15)
+		}
+	})
+}
+
+// Decide fills res for req against cat at now. res must be empty (see
+// [Result.Reset]).
+func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time, res *Result) {
+	e.init()
+	decisions.Inc()
+	rnd := e.rngs.Get().(*rand)
+	defer e.rngs.Put(rnd)
+	res.appendAuctionID(e.NodeID, e.boot, e.seq.Add(1))
+	res.debug = req.Debug
+
+	if sw != nil && !sw.Serving {
+		res.NoFill = NoFillServingOff
+		return
+	}
+	pl := cat.Placements[req.PlacementID]
+	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
+		res.NoFill = NoFillDeadline
+		return
+	}
+	attrs := targeting.AcquireAttrs()
+	defer targeting.ReleaseAttrs(attrs)
+	fillAttrs(attrs, req, pl)
+
+	ar := &res.auction
+	ar.Floor = 0
+	ar.Rule = auction.SecondPrice
+	if pl != nil {
+		ar.Floor = pl.Floor
+		ar.Rule = auction.RuleOf(pl)
+	}
+	ar.Slots = ar.Slots[:0]
+	total := 0
+	for i := range req.Slots {
+		s := &req.Slots[i]
+		as := res.addAuctionSlot(s.ID, max(s.Floor, req.Floor))
+		if s.Ineligible {
+			res.exclude(nil, s.ID, StageRequest, s.IneligibleReason)
+			continue
+		}
+		for _, size := range s.Sizes {
+			attrs.Set(campaign.IDSize, campaign.SizeString(size.W, size.H))
+			break // the primary size targets; other sizes only fit creatives
+		}
+		res.cands = cat.Index.Query(attrs, now, res.cands[:0])
+		total += len(res.cands)
+		for _, c := range res.cands {
+			if reason := e.eligible(req, c, sw, now); reason != "" {
+				res.exclude(c, s.ID, StageEligibility, reason)
+				continue
+			}
+			cr := pickCreative(c, s, rnd)
+			if cr == nil {
+				res.exclude(c, s.ID, StageCreative, "no creative fits the slot's format and size")
+				continue
+			}
+			pctr := 0.0
+			if c.Bid.Model == campaign.BidCPC && e.CTR != nil {
+				pctr = e.CTR.Predict(cr.ID, req.PlacementID)
+			}
+			as.Candidates = append(as.Candidates, auction.Candidate{Campaign: c, Creative: cr, PCTR: pctr})
+		}
+	}
+	candidatesSum.Update(float64(total))
+	if req.Debug {
+		res.explainTargeting(cat.Index, attrs, now)
+	}
+
+	wins := res.runner.Run(ar, rnd)
+	if res.debug {
+		res.appendOutcomes()
+	}
+	for _, w := range wins {
+		c := w.Candidate.Campaign
+		if e.Pacer != nil && !req.Test {
+			cost := expectedCost(c, w)
+			if !e.Pacer.Reserve(c, cost, now) {
+				res.exclude(c, w.SlotID, StagePacing, "budget_exhausted")
+				continue
+			}
+		}
+		res.addAd(req, w)
+	}
+	for i := range res.Ads {
+		e.signAd(req, res, &res.Ads[i], now)
+	}
+	filledSlots.Add(len(res.Ads))
+	emptySlots.Add(len(req.Slots) - len(res.Ads))
+	if len(res.Ads) == 0 && res.NoFill == "" {
+		res.NoFill = NoFillNoCandidates
+		if total > 0 {
+			res.NoFill = NoFillNoWinner
+		}
+	}
+}
+
+// expectedCost is what one ad of w will likely cost: a thousandth of the
+// CPM price, or for CPC the price times the predicted CTR (at least one
+// micro).
+func expectedCost(c *campaign.Campaign, w auction.Win) campaign.Micros {
+	if c.Bid.Model == campaign.BidCPC {
+		cost := campaign.Micros(float64(w.Price) * w.Candidate.PCTR)
+		return max(cost, 1)
+	}
+	return max(w.Price/1000, 1)
+}
+
+// eligible returns why c may not serve req now, or "".
+func (e *Engine) eligible(req *Request, c *campaign.Campaign, sw *Switches, now time.Time) string {
+	if sw != nil && (sw.PausedCampaigns[c.ID] || sw.PausedAdvertisers[c.AdvertiserID]) {
+		return "paused"
+	}
+	if req.PrivateAuction && !sharesDeal(c.Deals, req.Deals) {
+		return "private_auction_no_deal"
+	}
+	if len(req.BlockedCats) > 0 && intersects(c.Categories, req.BlockedCats) {
+		return "blocked_category"
+	}
+	if len(req.BlockedDomains) > 0 {
+		for i := range c.Creatives {
+			if intersects(c.Creatives[i].Adomain, req.BlockedDomains) {
+				return "blocked_domain"
+			}
+		}
+	}
+	if e.Capper != nil && c.FrequencyCap != nil && !e.Capper.Allows(req.UserID, c, now) {
+		return "frequency_cap"
+	}
+	if e.Pacer != nil {
+		if ok, reason := e.Pacer.Allow(c, now); !ok {
+			return reason
+		}
+	}
+	return ""
+}
+
+func sharesDeal(have, want []string) bool { return intersects(have, want) }
+
+func intersects(a, b []string) bool {
+	for _, x := range a {
+		for _, y := range b {
+			if x == y {
+				return true
+			}
+		}
+	}
+	return false
+}
+
+// pickCreative rotates among c's creatives that fit s.
+func pickCreative(c *campaign.Campaign, s *Slot, rnd *rand) *campaign.Creative {
+	fit := fitter{s: s}
+	return auction.PickCreative(c, fit.fits, rnd)
+}
+
+type fitter struct{ s *Slot }
+
+func (f fitter) fits(cr *campaign.Creative) bool {
+	s := f.s
+	if s.Video != (cr.Format == campaign.FormatVideo) {
+		return false
+	}
+	if s.Video {
+		if (s.MinDuration > 0 && cr.Duration < s.MinDuration) || (s.MaxDuration > 0 && cr.Duration > s.MaxDuration) {
+			return false
+		}
+		if len(s.Sizes) == 0 {
+			return true
+		}
+	}
+	for _, z := range s.Sizes {
+		if z.W == cr.W && z.H == cr.H {
+			return true
+		}
+	}
+	return false
+}
+
+// fillAttrs sets the request's targeting attributes (all but size).
+func fillAttrs(a *targeting.Attrs, req *Request, pl *campaign.Placement) {
+	add := func(id campaign.AttrID, v string) {
+		if v != "" {
+			a.Add(id, v)
+		}
+	}
+	add(campaign.IDPlacement, req.PlacementID)
+	pub := req.PublisherID
+	if pl != nil && pl.PublisherID != "" {
+		pub = pl.PublisherID
+	}
+	add(campaign.IDPublisher, pub)
+	add(campaign.IDCountry, req.Country)
+	add(campaign.IDRegion, req.Region)
+	add(campaign.IDCity, req.City)
+	add(campaign.IDLanguage, req.Language)
+	add(campaign.IDDomain, req.Domain)
+	add(campaign.IDBundle, req.Bundle)
+	os, browser, dev := req.OS, req.Browser, req.DeviceType
+	if req.UA != "" && (os == "" || browser == "" || dev == "") {
+		uos, ubr, udev := targeting.ParseUA(req.UA)
+		if os == "" {
+			os = uos
+		}
+		if browser == "" {
+			browser = ubr
+		}
+		if dev == "" {
+			dev = udev
+		}
+	}
+	add(campaign.IDOS, os)
+	add(campaign.IDBrowser, browser)
+	add(campaign.IDDeviceType, dev)
+	for _, s := range req.Segments {
+		add(campaign.IDSegment, s)
+	}
+	for _, k := range req.Keywords {
+		add(campaign.IDKeyword, k)
+	}
+}

@@ -1,0 +1,246 @@
+package server
+
+import (
+	"strconv"
+	"strings"
+	"sync"
+	"unicode/utf8"
+
+	"github.com/adserver/adserver/decision"
+	"github.com/valyala/fasthttp"
+	"github.com/valyala/fastjson"
+)
+
+// adState is the per-request memory of the ad endpoints, pooled.
+type adState struct {
+	parser fastjson.Parser
+	req    decision.Request
+	res    decision.Result
+	out    []byte
+}
+
+var adStatePool = sync.Pool{New: func() any { return new(adState) }}
+
+func acquireAdState() *adState { return adStatePool.Get().(*adState) }
+
+func releaseAdState(st *adState) {
+	st.req.Reset()
+	st.res.Reset()
+	st.out = st.out[:0]
+	adStatePool.Put(st)
+}
+
+// handleAd serves POST /v1/ad.
+func (s *Server) handleAd(ctx *fasthttp.RequestCtx) {
+	if !ctx.IsPost() {
+		methodNotAllowed(ctx, "POST")
+		return
+	}
+	st := acquireAdState()
+	defer releaseAdState(st)
+	if err := parseAdRequest(&st.parser, ctx.PostBody(), &st.req); err != nil {
+		writeError(ctx, fasthttp.StatusBadRequest, err.code, err.Error(), err.field)
+		return
+	}
+	if st.req.Debug && !s.isAdmin(ctx) {
+		writeError(ctx, fasthttp.StatusForbidden, "debug_forbidden", "debug requests need Authorization: Bearer <admin token>", "debug")
+		return
+	}
+	s.decide(&st.req, &st.res)
+	if len(st.res.Ads) == 0 && !st.req.Debug {
+		ctx.Response.Header.Set("X-No-Fill-Reason", st.res.NoFill)
+		ctx.SetStatusCode(fasthttp.StatusNoContent)
+		return
+	}
+	st.out = appendAdResponse(st.out[:0], &st.req, &st.res)
+	ctx.SetContentType("application/json")
+	ctx.SetBody(st.out)
+}
+
+// decide runs the engine against the current catalog and switches.
+func (s *Server) decide(req *decision.Request, res *decision.Result) {
+	snap := s.Feed.Snapshot()
+	cat := decision.Catalog{Index: snap.Index, Placements: snap.Placements}
+	s.Engine.Decide(req, &cat, s.switches(), s.now(), res)
+}
+
+// appendAdResponse writes the /v1/ad answer:
+// {"id":"r-1","ads":[{"slot_id":...,"impression_url":...,"click_url":...}]}.
+func appendAdResponse(b []byte, req *decision.Request, res *decision.Result) []byte {
+	b = append(b, `{"id":`...)
+	b = appendJSONString(b, req.ID)
+	b = append(b, `,"auction_id":`...)
+	b = appendJSONString(b, res.AuctionID)
+	b = append(b, `,"ads":[`...)
+	for i := range res.Ads {
+		ad := &res.Ads[i]
+		if i > 0 {
+			b = append(b, ',')
+		}
+		cr := ad.Creative
+		click := res.URL(ad, decision.URLClick)
+		b = append(b, `{"slot_id":`...)
+		b = appendJSONString(b, ad.SlotID)
+		b = append(b, `,"campaign_id":`...)
+		b = appendJSONString(b, ad.Campaign.ID)
+		b = append(b, `,"creative_id":`...)
+		b = appendJSONString(b, cr.ID)
+		b = append(b, `,"advertiser_id":`...)
+		b = appendJSONString(b, ad.Campaign.AdvertiserID)
+		b = append(b, `,"format":`...)
+		b = appendJSONString(b, cr.Format)
+		switch {
+		case cr.HTML != "":
+			b = append(b, `,"html":`...)
+			b = appendJSONStringReplacing(b, cr.HTML, "{{CLICK_URL}}", click)
+		case cr.VASTURL != "":
+			b = append(b, `,"vast_url":`...)
+			b = appendJSONString(b, cr.VASTURL)
+		case cr.VASTXML != "":
+			b = append(b, `,"vast_xml":`...)
+			b = appendJSONString(b, cr.VASTXML)
+		}
+		if cr.Duration > 0 {
+			b = append(b, `,"duration":`...)
+			b = strconv.AppendInt(b, int64(cr.Duration), 10)
+		}
+		b = append(b, `,"w":`...)
+		b = strconv.AppendInt(b, int64(cr.W), 10)
+		b = append(b, `,"h":`...)
+		b = strconv.AppendInt(b, int64(cr.H), 10)
+		b = append(b, `,"price":`...)
+		b = ad.ClearingECPM.AppendDecimal(b)
+		if len(cr.Adomain) > 0 {
+			b = append(b, `,"adomain":[`...)
+			for j, d := range cr.Adomain {
+				if j > 0 {
+					b = append(b, ',')
+				}
+				b = appendJSONString(b, d)
+			}
+			b = append(b, ']')
+		}
+		b = append(b, `,"impression_url":`...)
+		b = appendJSONBytes(b, res.URL(ad, decision.URLImpression))
+		b = append(b, `,"click_url":`...)
+		b = appendJSONBytes(b, click)
+		b = append(b, '}')
+	}
+	b = append(b, ']')
+	if req.Debug {
+		b = appendDebug(b, res)
+	}
+	return append(b, '}')
+}
+
+func appendDebug(b []byte, res *decision.Result) []byte {
+	b = append(b, `,"no_fill_reason":`...)
+	b = appendJSONString(b, res.NoFill)
+	b = append(b, `,"debug":[`...)
+	for i, d := range res.Debug {
+		if i > 0 {
+			b = append(b, ',')
+		}
+		b = append(b, `{"campaign_id":`...)
+		b = appendJSONString(b, d.CampaignID)
+		if d.SlotID != "" {
+			b = append(b, `,"slot_id":`...)
+			b = appendJSONString(b, d.SlotID)
+		}
+		b = append(b, `,"stage":`...)
+		b = appendJSONString(b, d.Stage)
+		b = append(b, `,"reason":`...)
+		b = appendJSONString(b, d.Reason)
+		if d.ECPM != 0 {
+			b = append(b, `,"ecpm":`...)
+			b = d.ECPM.AppendDecimal(b)
+		}
+		if d.Price != 0 {
+			b = append(b, `,"price":`...)
+			b = d.Price.AppendDecimal(b)
+		}
+		if d.WinnerID != "" {
+			b = append(b, `,"winner_campaign_id":`...)
+			b = appendJSONString(b, d.WinnerID)
+			b = append(b, `,"winning_price":`...)
+			b = d.WinningPrice.AppendDecimal(b)
+		}
+		b = append(b, '}')
+	}
+	return append(b, ']')
+}
+
+const hexDigits = "0123456789abcdef"
+
+// appendJSONString appends s as a JSON string, escaping what JSON needs and
+// <, >, & so that the answer is safe to embed in HTML.
+func appendJSONString(b []byte, s string) []byte {
+	b = append(b, '"')
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+func appendJSONBytes(b []byte, s []byte) []byte { return appendJSONString(b, b2s(s)) }
+
+// appendJSONStringReplacing appends s with every old replaced by repl, as
+// one JSON string.
+func appendJSONStringReplacing(b []byte, s, old string, repl []byte) []byte {
+	b = append(b, '"')
+	for {
+		i := strings.Index(s, old)
+		if i < 0 {
+			break
+		}
+		b = appendEscaped(b, s[:i])
+		b = appendEscaped(b, b2s(repl))
+		s = s[i+len(old):]
+	}
+	b = appendEscaped(b, s)
+	return append(b, '"')
+}
+
+func appendEscaped(b []byte, s string) []byte {
+	start := 0
+	for i := 0; i < len(s); {
+		c := s[i]
+		if c < utf8.RuneSelf {
+			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+				i++
+				continue
+			}
+			b = append(b, s[start:i]...)
+			switch c {
+			case '"', '\\':
+				b = append(b, '\\', c)
+			case '\n':
+				b = append(b, '\\', 'n')
+			case '\r':
+				b = append(b, '\\', 'r')
+			case '\t':
+				b = append(b, '\\', 't')
+			default:
+				b = append(b, '\\', 'u', '0', '0', hexDigits[c>>4], hexDigits[c&0xf])
+			}
+			i++
+			start = i
+			continue
+		}
+		r, size := utf8.DecodeRuneInString(s[i:])
+		if r == utf8.RuneError && size == 1 {
+			b = append(b, s[start:i]...)
+			b = append(b, `\ufffd`...)
+			i += size
+			start = i
+			continue
+		}
+		if r == '\u2028' || r == '\u2029' {
+			b = append(b, s[start:i]...)
+			b = append(b, '\\', 'u', '2', '0', '2', hexDigits[r&0xf])
+			i += size
+			start = i
+			continue
+		}
+		i += size
+	}
+	return append(b, s[start:]...)
+}

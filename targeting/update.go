@@ -1,0 +1,308 @@
+package targeting
+
+import (
+	"cmp"
+	"slices"
+
+	"github.com/adserver/adserver/campaign"
+)
+
+// Incremental updates are copy-on-write, per posting list. Update never
+// modifies ix; the new index shares with it every posting list, chunk of
+// the conjunction and key arrays, and shard of the id and key maps that the
+// batch does not touch. A changed campaign's old conjunctions are removed
+// from the lists of their keys and its new ones get fresh ids, higher than
+// any in use, so they are appended at the end of their lists, which stay
+// sorted. The cost of a batch is the length of the posting lists it
+// touches plus a few small copies (a chunk of 256 array elements, a map
+// shard of about len/256 entries, the chunk directories), not the size of
+// the catalog.
+//
+// Deleted conjunction ids are not reused. When they outnumber the live
+// ones (and at least compactMin of them), Update rebuilds the index from
+// scratch, which renumbers everything and drops unused keys; that happens
+// at most once per that many changed conjunctions, so its cost amortizes
+// to O(1) per change.
+var compactMin = 4096
+
+// Update returns a new index: ix with the campaigns of upserts added or
+// replaced and the campaigns with the ids in deletes removed. Deletes apply
+// after upserts (an id in both ends deleted); a later upsert of an id
+// replaces an earlier one. Unknown ids in deletes are ignored. Upserted
+// campaigns must have passed Validate and must not be modified afterwards.
+// Update may run concurrently with queries on ix and on other snapshots.
+func (ix *Index) Update(upserts []*campaign.Campaign, deletes []string) *Index {
+	if ix == nil {
+		ix = empty
+	}
+	if len(upserts) == 0 && len(deletes) == 0 {
+		return ix
+	}
+	// The final state of each id named by the batch, in first-seen order.
+	final := make(map[string]*campaign.Campaign, len(upserts)+len(deletes))
+	order := make([]string, 0, len(upserts)+len(deletes))
+	note := func(id string, c *campaign.Campaign) {
+		if _, seen := final[id]; !seen {
+			order = append(order, id)
+		}
+		final[id] = c
+	}
+	for _, c := range upserts {
+		note(c.ID, c)
+	}
+	for _, id := range deletes {
+		note(id, nil)
+	}
+
+	added := 0
+	for _, c := range upserts {
+		added += max(len(c.Targeting.Any), 1)
+	}
+	if uint64(ix.nconj)+uint64(added) > maxConjID {
+		return ix.rebuild(final)
+	}
+	e := newEditor(ix)
+	for _, id := range order {
+		e.remove(id)
+		if c := final[id]; c != nil {
+			e.add(c)
+		}
+	}
+	nx := e.finish()
+	if int(nx.dead) > max(int(nx.live), compactMin) {
+		return nx.rebuild(nil)
+	}
+	return nx
+}
+
+// rebuild builds a fresh index from ix's campaigns with the batch applied.
+func (ix *Index) rebuild(final map[string]*campaign.Campaign) *Index {
+	cs := make([]*campaign.Campaign, 0, ix.Len()+len(final))
+	ix.All(func(c *campaign.Campaign) bool {
+		if _, changed := final[c.ID]; !changed {
+			cs = append(cs, c)
+		}
+		return true
+	})
+	for _, c := range final {
+		if c != nil {
+			cs = append(cs, c)
+		}
+	}
+	// Keep a deterministic id order (the ids' order), so that two nodes
+	// applying the same records build the same index.
+	slices.SortFunc(cs, func(x, y *campaign.Campaign) int { return cmp.Compare(x.ID, y.ID) })
+	return Build(cs)
+}
+
+// editor derives a new index from a published one.
+type editor struct {
+	old     *Index
+	kt      keyTable
+	camps   smapEdit[*crec]
+	conjs   pvecEdit[conjInfo]
+	lists   pvecEdit[[]plist]
+	nconj   uint32
+	live    uint32
+	dead    uint32
+	maxK    uint8
+	comp    compiler
+	touched map[uint32]*keyDelta
+}
+
+// keyDelta is what a batch does to one key's posting lists.
+type keyDelta struct {
+	removed []kid   // entries to drop
+	added   []kentr // entries to append, ids ascending per size
+}
+
+type kid struct {
+	k  uint8
+	id uint32
+}
+
+type kentr struct {
+	k uint8
+	e entry
+}
+
+func newEditor(ix *Index) *editor {
+	return &editor{
+		old: ix,
+		kt: keyTable{
+			dict:   smapEdit[uint32]{m: ix.keys},
+			n:      ix.nkeys,
+			zones:  ix.zones,
+			zoneOf: ix.zoneOf,
+		},
+		camps:   smapEdit[*crec]{m: ix.camps},
+		conjs:   pvecEdit[conjInfo]{v: ix.conjs},
+		lists:   pvecEdit[[]plist]{v: ix.lists},
+		nconj:   ix.nconj,
+		live:    ix.live,
+		dead:    ix.dead,
+		maxK:    ix.maxK,
+		touched: map[uint32]*keyDelta{},
+	}
+}
+
+func (e *editor) delta(key uint32) *keyDelta {
+	d := e.touched[key]
+	if d == nil {
+		d = new(keyDelta)
+		e.touched[key] = d
+	}
+	return d
+}
+
+// remove takes the campaign id out: its record, its conjunctions, and
+// their entries. Compiling the stored campaign again yields the same keys
+// in the same order, all already interned.
+func (e *editor) remove(id string) {
+	r, ok := e.camps.m.get(id)
+	if !ok {
+		return
+	}
+	e.camps.del(id)
+	if r.n == 0 {
+		return
+	}
+	e.kt.create = false
+	cc := e.comp.campaign(r.c, &e.kt)
+	if uint32(len(cc)) != r.n {
+		panic("BUG: targeting: campaign " + id + " compiles differently than when it was indexed")
+	}
+	for j, cj := range cc {
+		cid := r.first + uint32(j)
+		for _, p := range e.comp.posts[cj.lo:cj.hi] {
+			d := e.delta(p.key)
+			d.removed = append(d.removed, kid{k: cj.k, id: cid})
+		}
+		e.conjs.set(cid, conjInfo{})
+	}
+	e.live -= r.n
+	e.dead += r.n
+}
+
+// add indexes c under fresh conjunction ids.
+func (e *editor) add(c *campaign.Campaign) {
+	r := &crec{c: c}
+	e.camps.set(c.ID, r)
+	if c.Status != campaign.StatusActive {
+		return
+	}
+	e.kt.create = true
+	cc := e.comp.campaign(c, &e.kt)
+	r.first, r.n = e.nconj, uint32(len(cc))
+	for _, cj := range cc {
+		cid := e.nconj
+		e.nconj++
+		e.conjs.set(cid, conjInfo{c: c, need: cj.need, first: r.first, k: cj.k, multi: len(cc) > 1})
+		e.maxK = max(e.maxK, cj.k)
+		for _, p := range e.comp.posts[cj.lo:cj.hi] {
+			d := e.delta(p.key)
+			d.added = append(d.added, kentr{k: cj.k, e: p.entry(cid)})
+		}
+	}
+	e.live += r.n
+}
+
+func (e *editor) finish() *Index {
+	for key, d := range e.touched {
+		var old []plist
+		if e.lists.v.has(key) {
+			old = *e.lists.v.get(key)
+		}
+		e.lists.set(key, mergeLists(old, d))
+	}
+	ix := &Index{
+		keys:    e.kt.dict.m,
+		nkeys:   e.kt.n,
+		lists:   e.lists.v,
+		conjs:   e.conjs.v,
+		nconj:   e.nconj,
+		live:    e.live,
+		dead:    e.dead,
+		camps:   e.camps.m,
+		zones:   e.kt.zones,
+		zoneOf:  e.kt.zoneOf,
+		maxK:    e.maxK,
+		updates: e.old.updates + 1,
+	}
+	// Queries index lists and conjs without bounds checks of their own:
+	// make sure every key id and conjunction id has its chunk.
+	if ix.nkeys > 0 && !ix.lists.has(ix.nkeys-1) {
+		e.lists.set(ix.nkeys-1, nil)
+		ix.lists = e.lists.v
+	}
+	if ix.nconj > 0 && !ix.conjs.has(ix.nconj-1) {
+		e.conjs.set(ix.nconj-1, conjInfo{})
+		ix.conjs = e.conjs.v
+	}
+	return ix
+}
+
+// mergeLists applies d to one key's lists: drops the removed entries,
+// appends the added ones, drops lists left empty. Lists of sizes d does
+// not touch are shared with old.
+func mergeLists(old []plist, d *keyDelta) []plist {
+	slices.SortFunc(d.removed, func(x, y kid) int {
+		return cmp.Or(cmp.Compare(x.k, y.k), cmp.Compare(x.id, y.id))
+	})
+	slices.SortStableFunc(d.added, func(x, y kentr) int { return cmp.Compare(x.k, y.k) })
+	out := make([]plist, 0, len(old)+1)
+	rm, ad := d.removed, d.added
+	oi := 0
+	for oi < len(old) || len(rm) > 0 || len(ad) > 0 {
+		// The next size to produce: the smallest among the three.
+		k := uint8(255)
+		if oi < len(old) {
+			k = old[oi].k
+		}
+		if len(rm) > 0 {
+			k = min(k, rm[0].k)
+		}
+		if len(ad) > 0 {
+			k = min(k, ad[0].k)
+		}
+		var ents []entry
+		if oi < len(old) && old[oi].k == k {
+			ents = old[oi].ents
+			oi++
+		}
+		nr := 0
+		for nr < len(rm) && rm[nr].k == k {
+			nr++
+		}
+		na := 0
+		for na < len(ad) && ad[na].k == k {
+			na++
+		}
+		if nr == 0 && na == 0 {
+			out = append(out, plist{k: k, ents: ents})
+			continue
+		}
+		ne := make([]entry, 0, max(len(ents)-nr, 0)+na)
+		r := rm[:nr]
+		for _, x := range ents {
+			for len(r) > 0 && r[0].id < x.id>>1 {
+				r = r[1:]
+			}
+			if len(r) > 0 && r[0].id == x.id>>1 {
+				continue
+			}
+			ne = append(ne, x)
+		}
+		for _, x := range ad[:na] {
+			ne = append(ne, x.e)
+		}
+		rm, ad = rm[nr:], ad[na:]
+		if len(ne) > 0 {
+			out = append(out, plist{k: k, ents: ne})
+		}
+	}
+	if len(out) == 0 {
+		return nil
+	}
+	return out
+}
