@@ -1,7 +1,6 @@
 package events
 
 import (
-	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
@@ -131,7 +130,13 @@ func idKeyHash(k string) (uint64, uint64) {
 	if len(k) != len(ID{}) {
 		panic("BUG: events: dedup key is not an event id")
 	}
-	return binary.LittleEndian.Uint64([]byte(k[:8])), binary.LittleEndian.Uint64([]byte(k[8:]))
+	return le64(k[:8]), le64(k[8:])
+}
+
+func le64(s string) uint64 {
+	_ = s[7]
+	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
 }
 
 // idKey views id as a string without copying. ristretto keeps only the

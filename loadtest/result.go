@@ -152,7 +152,7 @@ func (r *Result) writeOne(w io.Writer, title string) {
 		fmt.Fprintf(w, "rate      achieved %.1f/s  (%d requests)\n", r.AchievedRate, r.Requests)
 	}
 	l := r.LatencyMs
-	fmt.Fprintf(w, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (ms, from intended send time)\n",
+	fmt.Fprintf(w, "latency   p50 %s  p90 %s  p99 %s  p99.9 %s  max %s  (ms; requests that waited for a worker are timed from their intended send time)\n",
 		f3(l.P50), f3(l.P90), f3(l.P99), f3(l.P999), f3(l.Max))
 	codes := make([]string, 0, len(r.Status))
 	for c := range r.Status {

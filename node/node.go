@@ -9,12 +9,15 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	"strings"
 	"time"
 
 	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/bus"
-	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/config"
+	"github.com/adserver/adserver/decision"
+	"github.com/adserver/adserver/events"
 	"github.com/adserver/adserver/server"
 	"github.com/adserver/adserver/targeting/feed"
 )
@@ -26,6 +29,7 @@ type Node struct {
 	Server  *server.Server
 	Feed    *feed.Feed
 	Engine  *decision.Engine
+	Signer  *events.Signer
 	Kafka   *bus.Client
 	// Brokers is the Kafka address in use (the embedded broker's when
 	// -kafka embedded).
@@ -83,9 +87,17 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed)}
 	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log}
-	if err := n.Server.Start(n.Secrets.AdminToken); err != nil {
+	if err := n.Server.Listen(n.Secrets.AdminToken); err != nil {
 		return nil, err
 	}
+	signer, err := events.ParseSigner(n.Secrets.SigningKey)
+	if err != nil {
+		return nil, fmt.Errorf("invalid -signing-key: %w", err)
+	}
+	signer.MaxAge = cfg.BeaconExpiry
+	n.Signer = signer
+	n.Engine.Sign = server.TrackingSigner(signer, publicURL(cfg.PublicURL, n.Server.ServingAddr()))
+	n.Server.Serve()
 	go func() {
 		if err := <-n.Server.Err(); err != nil {
 			n.errc <- fmt.Errorf("listener: %w", err)
@@ -129,4 +141,20 @@ func (n *Node) close() {
 		n.embedded.Close()
 		n.embedded = nil
 	}
+}
+
+// publicURL is the configured -public-url, or http://<bound address> with
+// an unspecified host replaced by 127.0.0.1.
+func publicURL(configured, bound string) string {
+	if configured != "" {
+		return strings.TrimRight(configured, "/")
+	}
+	host, port, err := net.SplitHostPort(bound)
+	if err != nil {
+		return "http://" + bound
+	}
+	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+		host = "127.0.0.1"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }

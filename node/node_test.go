@@ -82,7 +82,7 @@ func call(t *testing.T, method, url, token, body string) resp {
 	return resp{r.StatusCode, string(b)}
 }
 
-func admin(n *Node) string { return "http://" + n.Server.AdminAddr() }
+func admin(n *Node) string   { return "http://" + n.Server.AdminAddr() }
 func serving(n *Node) string { return "http://" + n.Server.ServingAddr() }
 
 const advertiserJSON = `{"id":"adv-1","name":"Acme","api_key":"acme-key-0123456789abcdef","timezone":"UTC"}`
@@ -209,7 +209,7 @@ func TestRecordFromPlainKafkaWriter(t *testing.T) {
 	ctx := context.Background()
 	if err := w.WriteMessages(ctx,
 		kafka.Message{Key: []byte("c-bad"), Value: []byte(`{"id":"c-bad","budget":`)},         // malformed JSON
-		kafka.Message{Key: []byte("c-bad2"), Value: []byte(campaignJSON("c-bad2", "-1"))},      // invalid
+		kafka.Message{Key: []byte("c-bad2"), Value: []byte(campaignJSON("c-bad2", "-1"))},     // invalid
 		kafka.Message{Key: []byte("c-other"), Value: []byte(campaignJSON("c-mismatch", "1"))}, // key ≠ id
 		kafka.Message{Key: []byte("c-9"), Value: []byte(campaignJSON("c-9", "4"))},
 	); err != nil {

@@ -73,6 +73,16 @@ func (s *Server) log() *slog.Logger {
 // Start opens both listeners and serves in the background. adminToken is
 // the resolved admin token.
 func (s *Server) Start(adminToken string) error {
+	if err := s.Listen(adminToken); err != nil {
+		return err
+	}
+	s.Serve()
+	return nil
+}
+
+// Listen opens both listeners without serving yet, so that the caller can
+// learn the bound addresses (ServingAddr) before requests arrive.
+func (s *Server) Listen(adminToken string) error {
 	s.adminToken = adminToken
 	var err error
 	if s.servingLn, err = net.Listen("tcp", s.Config.Listen); err != nil {
@@ -82,12 +92,16 @@ func (s *Server) Start(adminToken string) error {
 		s.servingLn.Close()
 		return fmt.Errorf("cannot listen on -admin-listen %s: %w", s.Config.AdminListen, err)
 	}
+	return nil
+}
+
+// Serve starts serving both listeners in the background.
+func (s *Server) Serve() {
 	s.serving = newFastServer("adserver", s.Config.Serving, s.serveServing, s.log())
 	s.admin = newFastServer("adserver-admin", s.Config.Admin, s.serveAdmin, s.log())
 	s.done = make(chan error, 2)
 	go func() { s.done <- s.serving.Serve(s.servingLn) }()
 	go func() { s.done <- s.admin.Serve(s.adminLn) }()
-	return nil
 }
 
 // ServingAddr and AdminAddr return the bound addresses (useful with port 0).

@@ -55,12 +55,12 @@ func AcquireAttrs() *Attrs {
 }
 
 // ReleaseAttrs resets a and returns it to the pool. a must not be used
-// afterwards, nor any string obtained from its Values.
+// afterwards, nor any string obtained from its Values. The pooled Attrs
+// keeps its cache (the hour and weekday keys of the last snapshot it was
+// used with), which may keep that snapshot reachable until the Attrs is
+// reused or the pool is emptied by the garbage collector.
 func ReleaseAttrs(a *Attrs) {
 	a.Reset()
-	a.rix, a.tix = nil, nil // do not pin old snapshots in the pool
-	a.tres = a.tres[:0]
-	clear(a.res[:])
 	attrsPool.Put(a)
 }
 

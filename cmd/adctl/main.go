@@ -160,9 +160,14 @@ func (c *client) putFile(res, path string) error {
 		if err := json.Unmarshal(o, &head); err != nil || head.ID == "" {
 			return fmt.Errorf("%s: object %d has no \"id\"", path, i)
 		}
-		if err := c.do("PUT", "/v1/"+res+"/"+url.PathEscape(head.ID), o); err != nil {
+		out := c.out
+		c.out = io.Discard // one line per record instead of the stored JSON
+		err := c.do("PUT", "/v1/"+res+"/"+url.PathEscape(head.ID), o)
+		c.out = out
+		if err != nil {
 			return fmt.Errorf("%s %s: %w", res, head.ID, err)
 		}
+		fmt.Fprintf(c.out, "put %s/%s\n", res, head.ID)
 	}
 	return nil
 }

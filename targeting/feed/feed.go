@@ -272,3 +272,17 @@ func (f *Feed) Publish(ctx context.Context, topic, key string, value []byte, wai
 	}
 	return nil
 }
+
+// Replace swaps in a snapshot built elsewhere and marks the feed ready, for
+// tests and tools that serve a fixed catalog without Kafka. Do not mix it
+// with Run.
+func (f *Feed) Replace(s *Snapshot) {
+	f.init()
+	f.cur.Store(s)
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	if !f.ready.Load() {
+		f.ready.Store(true)
+		close(f.readyCh)
+	}
+}
