@@ -131,7 +131,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		ar.Rule = auction.RuleOf(pl)
 	}
 	ar.Slots = ar.Slots[:0]
-	total := 0
+	total, blocked, passed := 0, 0, 0
 	for i := range req.Slots {
 		s := &req.Slots[i]
 		as := res.addAuctionSlot(s.ID, max(s.Floor, req.Floor))
@@ -147,6 +147,9 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		total += len(res.cands)
 		for _, c := range res.cands {
 			if reason := e.eligible(req, c, sw, now); reason != "" {
+				if reason == "blocked_category" || reason == "blocked_domain" {
+					blocked++
+				}
 				res.exclude(c, s.ID, StageEligibility, reason)
 				continue
 			}
@@ -155,6 +158,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 				res.exclude(c, s.ID, StageCreative, "no creative fits the slot's format and size")
 				continue
 			}
+			passed++
 			pctr := 0.0
 			if c.Bid.Model == campaign.BidCPC && e.CTR != nil {
 				pctr = e.CTR.Predict(cr.ID, req.PlacementID)
@@ -188,8 +192,12 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	filledSlots.Add(len(res.Ads))
 	emptySlots.Add(len(req.Slots) - len(res.Ads))
 	if len(res.Ads) == 0 && res.NoFill == "" {
-		res.NoFill = NoFillNoCandidates
-		if total > 0 {
+		switch {
+		case total == 0:
+			res.NoFill = NoFillNoCandidates
+		case blocked > 0 && passed == 0:
+			res.NoFill = NoFillBlocked
+		default:
 			res.NoFill = NoFillNoWinner
 		}
 	}
@@ -265,9 +273,7 @@ func (f fitter) fits(cr *campaign.Creative) bool {
 		if (s.MinDuration > 0 && cr.Duration < s.MinDuration) || (s.MaxDuration > 0 && cr.Duration > s.MaxDuration) {
 			return false
 		}
-		if len(s.Sizes) == 0 {
-			return true
-		}
+		return true // players scale video; duration is what must fit
 	}
 	for _, z := range s.Sizes {
 		if z.W == cr.W && z.H == cr.H {

@@ -15,6 +15,7 @@ const (
 	NoFillDeadline     = "deadline"
 	NoFillNoCandidates = "no_candidates"
 	NoFillNoWinner     = "no_winner"
+	NoFillBlocked      = "blocked"
 )
 
 // Debug stages: where a campaign dropped out.

@@ -246,3 +246,11 @@ func TestAdTrackingURLsVerify(t *testing.T) {
 		t.Errorf("click URL not in the creative: %s", r.Ads[0].HTML)
 	}
 }
+
+func mustCampaigns(t testing.TB, js []string) []*campaign.Campaign {
+	var cs []*campaign.Campaign
+	for _, j := range js {
+		cs = append(cs, mustCampaign(t, j))
+	}
+	return cs
+}

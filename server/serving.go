@@ -10,6 +10,8 @@ func (s *Server) serveServing(ctx *fasthttp.RequestCtx) {
 	switch string(path) {
 	case "/v1/ad":
 		s.handleAd(ctx)
+	case "/openrtb2/bid":
+		s.handleOpenRTB(ctx)
 	case "/healthz":
 		ctx.SetContentType("text/plain")
 		ctx.SetBodyString("ok\n")
