@@ -33,9 +33,9 @@ type Reader struct {
 	f   *os.File
 	sc  scanner
 	// base is the segment offset of sc.buf[0].
-	base          int64
-	corrupt       int64
-	corruptBytes  int64
+	base         int64
+	corrupt      int64
+	corruptBytes int64
 	// limit and sealed are what the last fill read up to; a change of
 	// either (durability advanced) invalidates sc.atLimit.
 	limit  int64

@@ -89,7 +89,10 @@ func (s *Signer) verify(b *Beacon, args Args, now time.Time) *VerifyError {
 	}
 	sig := args.Peek(paramSig)
 	var want [sigLen + 2]byte
-	if n, err := base64.RawURLEncoding.Decode(want[:], sig); err != nil || n != sigLen || len(sig) != base64.RawURLEncoding.EncodedLen(sigLen) {
+	if len(sig) != base64.RawURLEncoding.EncodedLen(sigLen) {
+		return malformed(paramSig, "not a signature")
+	}
+	if n, err := base64.RawURLEncoding.Strict().Decode(want[:], sig); err != nil || n != sigLen {
 		return malformed(paramSig, "not a signature")
 	}
 

@@ -47,7 +47,7 @@ func ChartHTML(r *Result) []byte {
 	fmt.Fprintf(&sb, "<!doctype html>\n<html><head><meta charset=\"utf-8\"><title>%s</title>\n", html.EscapeString(title))
 	sb.WriteString("<style>body{font-family:sans-serif;margin:2em;color:#222}table{border-collapse:collapse}" +
 		"td,th{border:1px solid #ccc;padding:4px 10px;text-align:right}th{background:#f4f4f4}</style></head><body>\n")
-	fmt.Fprintf(&sb, "<h1>%s</h1>\n<p>%s model, endpoint %s, %d workers, %.1f s. Latency is measured from each request's intended send time.</p>\n",
+	fmt.Fprintf(&sb, "<h1>%s</h1>\n<p>%s model, endpoint %s, %d workers, %.1f s. Latency of a request that had to wait for a free worker counts from its intended send time (coordinated omission corrected).</p>\n",
 		html.EscapeString(title), r.Model, r.Endpoint, r.Concurrency, r.Elapsed)
 	sb.WriteString("<table><tr><th></th><th>target/s</th><th>achieved/s</th><th>requests</th><th>errors</th><th>dropped</th><th>fill</th>" +
 		"<th>p50 ms</th><th>p90 ms</th><th>p99 ms</th><th>p99.9 ms</th><th>max ms</th></tr>\n")
@@ -60,7 +60,7 @@ func ChartHTML(r *Result) []byte {
 	row("ad server", r)
 	if r.Baseline != nil {
 		row("baseline", r.Baseline)
-		fmt.Fprintf(&sb, "<tr><th>ratio</th><td></td><td>%.3f</td><td colspan=\"5\"></td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td></tr>\n",
+		fmt.Fprintf(&sb, "<tr><th>ratio</th><td></td><td>%.3f</td><td colspan=\"4\"></td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td><td>%.2fx</td></tr>\n",
 			*r.Ratio, r.LatencyRatio.P50, r.LatencyRatio.P90, r.LatencyRatio.P99, r.LatencyRatio.P999, r.LatencyRatio.Max)
 	}
 	sb.WriteString("</table>\n")
@@ -98,18 +98,18 @@ func chartsSVG(r *Result, inline int) string {
 		{"p99", "#ff7f0e", false, col(s, func(x SecondStats) float64 { return x.P99 })},
 		{"max", "#d62728", false, col(s, func(x SecondStats) float64 { return x.Max })},
 	}
-	thr := []chartLine{{"achieved", "#1f77b4", false, col(s, func(x SecondStats) float64 { return float64(x.Requests) })}}
+	thr := []chartLine{{"achieved", "#1f77b4", false, col(s, func(x SecondStats) float64 { return float64(x.Requests) / x.Span })}}
 	if r.Model == "open" {
-		thr = append(thr, chartLine{"target", "#7f7f7f", true, col(s, func(x SecondStats) float64 { return x.Target })})
+		thr = append(thr, chartLine{"target", "#7f7f7f", true, col(s, func(x SecondStats) float64 { return x.Target / x.Span })})
 	}
 	if b := r.Baseline; b != nil {
 		bs := b.Series
 		lat = append(lat,
 			chartLine{"base p50", "#1f77b4", true, col(bs, func(x SecondStats) float64 { return x.P50 })},
 			chartLine{"base p99", "#ff7f0e", true, col(bs, func(x SecondStats) float64 { return x.P99 })})
-		thr = append(thr, chartLine{"baseline", "#9467bd", true, col(bs, func(x SecondStats) float64 { return float64(x.Requests) })})
+		thr = append(thr, chartLine{"baseline", "#9467bd", true, col(bs, func(x SecondStats) float64 { return float64(x.Requests) / x.Span })})
 	}
-	svgChart(&sb, 0, w, h, "latency per second (ms, log scale, from intended send time)", lat, true, inline > 0)
+	svgChart(&sb, 0, w, h, "latency per second (ms, log scale)", lat, true, inline > 0)
 	svgChart(&sb, h, w, h, "throughput (completed requests per second)", thr, false, inline > 0)
 	if inline == 0 {
 		sb.WriteString("</svg>\n")

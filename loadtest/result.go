@@ -21,7 +21,8 @@ type Result struct {
 	Concurrency int      `json:"concurrency"`
 	DurationS   float64  `json:"duration_s"` // planned
 	Elapsed     float64  `json:"elapsed_s"`  // measured, including the drain of in-flight requests
-	// TargetRate is the planned mean rate (0 in the closed model).
+	// TargetRate is the planned mean rate over the duration: -rate, or less
+	// with -ramp (0 in the closed model).
 	TargetRate   float64 `json:"target_rate"`
 	AchievedRate float64 `json:"achieved_rate"`
 	// Requests counts the ad requests completed (answered or failed).
@@ -89,10 +90,13 @@ type SecondStats struct {
 	T        int     `json:"t"` // seconds since the start, the end of the interval
 	Requests int64   `json:"requests"`
 	Target   float64 `json:"target,omitempty"` // open model: requests planned in this second
-	P50      float64 `json:"p50"`
-	P90      float64 `json:"p90"`
-	P99      float64 `json:"p99"`
-	Max      float64 `json:"max"`
+	// Span is the interval's length in seconds: 1, except for a last,
+	// partial second (the drain of in-flight requests).
+	Span float64 `json:"span_s"`
+	P50  float64 `json:"p50"`
+	P90  float64 `json:"p90"`
+	P99  float64 `json:"p99"`
+	Max  float64 `json:"max"`
 }
 
 func ratio(a, b float64) float64 {

@@ -140,7 +140,7 @@ func Run(ctx context.Context, cfg Config) (*Result, error) {
 			return nil, err
 		}
 	}
-	res, err := runPhases(ctx, &cfg, gen, cfg.Targets, "")
+	res, err := runPhases(ctx, &cfg, gen, cfg.Targets, "run")
 	if err != nil {
 		return nil, err
 	}
@@ -244,6 +244,7 @@ func runOnce(ctx context.Context, cfg *Config, gen *Generator, ts []*target, d t
 			res.Scheduled = r.sched.CountBefore(end.Sub(r.start))
 		}
 		res.Dropped = max(0, res.Scheduled-res.Requests)
+		res.TargetRate = float64(r.sched.Total()) / d.Seconds() // the planned mean (below -rate during a ramp)
 		for i := range res.Series {
 			t := time.Duration(res.Series[i].T) * time.Second
 			res.Series[i].Target = float64(r.sched.CountBefore(t) - r.sched.CountBefore(t-time.Second))
@@ -279,6 +280,10 @@ func (w *worker) release() {
 	fasthttp.ReleaseResponse(w.hresp)
 }
 
+// earlySend: a request due sooner than this is sent at once rather than
+// waited for, as Go's timers cannot wait that precisely.
+const earlySend = 500 * time.Microsecond
+
 // runOpen claims sequence numbers until the schedule or the time is over.
 // A request claimed before its intended time waits for it and its latency
 // runs from the send. A request claimed after its intended time (every
@@ -302,12 +307,18 @@ func (r *runner) runOpen(ctx context.Context, w *worker) {
 		r.prepare(w)
 		from := intended
 		if wait := intended.Sub(now); wait > 0 {
-			w.timer.Reset(wait)
-			select {
-			case <-w.timer.C:
-			case <-ctx.Done():
-				w.timer.Stop()
-				return
+			if wait < earlySend {
+				// Shorter than the timer's resolution: send now, a hair early.
+				wait = 0
+			}
+			if wait > 0 {
+				w.timer.Reset(wait)
+				select {
+				case <-w.timer.C:
+				case <-ctx.Done():
+					w.timer.Stop()
+					return
+				}
 			}
 			// The worker was free and waiting: any delay past the intended
 			// time is the timer's slop (about 1ms: Go's timers ride on

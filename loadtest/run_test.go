@@ -1,10 +1,13 @@
 package loadtest
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"os"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -169,13 +172,10 @@ func TestOverloadReportsLateAndDropped(t *testing.T) {
 
 func TestErrorKinds(t *testing.T) {
 	// A port with nothing listening: connection refused.
-	url := startServer(t, sleepHandler(0))
-	ln := url
 	res := run(t, Config{Targets: []string{"http://127.0.0.1:1"}, Rate: 50, Duration: 300 * time.Millisecond, Concurrency: 2})
 	if res.Errors == 0 || res.Errors != res.Requests || res.ErrorsByKind[ErrConnRefused] != res.Errors || res.Status["0"] != res.Errors {
 		t.Errorf("refused: errors %d of %d, by kind %v, status %v, last %q", res.Errors, res.Requests, res.ErrorsByKind, res.Status, res.LastError)
 	}
-	_ = ln
 	slow := startServer(t, sleepHandler(300*time.Millisecond))
 	res = run(t, Config{Targets: []string{slow}, Rate: 20, Duration: 300 * time.Millisecond, Concurrency: 8, Timeout: 50 * time.Millisecond})
 	if res.Errors == 0 || res.ErrorsByKind[ErrTimeout] != res.Errors {
@@ -279,4 +279,54 @@ func TestCancelledRunReturnsPartialResult(t *testing.T) {
 	if res.Scheduled > 100 || res.Requests == 0 || res.Dropped > 5 {
 		t.Errorf("scheduled %d requests %d dropped %d", res.Scheduled, res.Requests, res.Dropped)
 	}
+}
+
+func TestWarmupIsNotMeasured(t *testing.T) {
+	s := &fakeAdServer{}
+	url := startServer(t, s.handle)
+	res := run(t, Config{Targets: []string{url}, Rate: 100, Warmup: 500 * time.Millisecond, Duration: 500 * time.Millisecond, Concurrency: 4})
+	if res.Requests+res.Dropped != 50 || s.n.Load() < res.Requests+45 {
+		t.Errorf("measured %d requests (+%d dropped), server saw %d; want 50 measured of ~100", res.Requests, res.Dropped, s.n.Load())
+	}
+}
+
+func TestDayShapeModulatesRate(t *testing.T) {
+	url := startServer(t, sleepHandler(0))
+	res := run(t, Config{Targets: []string{url}, Rate: 100, Duration: 4 * time.Second, DayShape: true, Concurrency: 8})
+	if res.Scheduled < 395 || res.Scheduled > 400 || len(res.Series) != 4 {
+		t.Fatalf("scheduled %d, %d seconds", res.Scheduled, len(res.Series))
+	}
+	// Hours 0-5 (first second) are the peak, hours 18-23 (last) the trough.
+	first, last := res.Series[0], res.Series[3]
+	t.Logf("per second: %+v", res.Series)
+	if first.Target < 2*last.Target || first.Requests < 2*last.Requests {
+		t.Errorf("day shape not applied: first second %v/%d, last %v/%d", first.Target, first.Requests, last.Target, last.Requests)
+	}
+}
+
+func TestProgressLine(t *testing.T) {
+	url := startServer(t, sleepHandler(0))
+	var buf syncBuffer
+	run(t, Config{Targets: []string{url}, Rate: 50, Duration: 1500 * time.Millisecond, Concurrency: 2, Progress: &buf})
+	if s := buf.String(); !strings.Contains(s, "requests") || !strings.Contains(s, "p99") {
+		t.Errorf("progress output %q", s)
+	}
+}
+
+// syncBuffer is a bytes.Buffer safe for the progress goroutine.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

@@ -96,7 +96,7 @@ func newRecorder(start time.Time) *recorder {
 // roll closes the seconds before sec. Called with mu held.
 func (r *recorder) roll(sec int) {
 	for r.curSec < sec {
-		s := SecondStats{T: r.curSec + 1, Requests: r.curN}
+		s := SecondStats{T: r.curSec + 1, Requests: r.curN, Span: 1}
 		if r.curN > 0 {
 			s.P50 = ms(r.cur.ValueAtQuantile(50))
 			s.P90 = ms(r.cur.ValueAtQuantile(90))
@@ -205,6 +205,11 @@ func (r *recorder) result(res *Result, end time.Time) {
 		r.series = r.series[:len(r.series)-1]
 	}
 	elapsed := end.Sub(r.start)
+	if n := len(r.series); n > 0 {
+		if part := elapsed.Seconds() - float64(n-1); part < 1 {
+			r.series[n-1].Span = max(part, 0.001)
+		}
+	}
 	res.Elapsed = elapsed.Seconds()
 	res.Requests = r.n
 	if elapsed > 0 {

@@ -54,30 +54,36 @@ func runWrk(t *testing.T, wrk, url string, conns int, d time.Duration, body []by
 }
 
 // The closed model carries as much traffic as wrk does against the same
-// server. The server takes a fixed 5ms per request, so throughput is set by
+// server. The server takes a fixed 10ms per request, so throughput is set by
 // the concurrency both tools keep in flight, not by how fast the shared
 // CPU happens to be.
 func TestClosedModelThroughputMatchesWrk(t *testing.T) {
 	wrk := requireWrk(t)
-	url := startServer(t, sleepHandler(5*time.Millisecond))
+	url := startServer(t, sleepHandler(10*time.Millisecond))
 	const conns = 10
-	d := 3 * time.Second
+	d := 2 * time.Second
 	g := NewGenerator(DefaultScenario(), 1)
 	var r Request
 	g.Next(g.NewSource(0), &r)
 	body := g.AppendAdRequest(nil, &r)
 
-	want := runWrk(t, wrk, url, conns, d, body)
-	res, err := Run(context.Background(), Config{Targets: []string{url}, Rate: 0, Concurrency: conns, Duration: d})
-	if err != nil {
-		t.Fatal(err)
+	// Best of two interleaved rounds each, so that a burst of other work
+	// on the shared machine during one run does not decide the outcome.
+	var want, got float64
+	for range 2 {
+		want = max(want, runWrk(t, wrk, url, conns, d, body))
+		res, err := Run(context.Background(), Config{Targets: []string{url}, Rate: 0, Concurrency: conns, Duration: d})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if res.Errors != 0 {
+			t.Fatalf("%d errors: %s", res.Errors, res.LastError)
+		}
+		t.Logf("loadtest -rate 0 -concurrency %d: %.1f req/s (ideal %.0f)", conns, res.AchievedRate, conns/0.010)
+		got = max(got, res.AchievedRate)
 	}
-	t.Logf("loadtest -rate 0 -concurrency %d: %.1f req/s (ideal %.0f)", conns, res.AchievedRate, conns/0.005)
-	if res.Errors != 0 {
-		t.Fatalf("%d errors: %s", res.Errors, res.LastError)
-	}
-	if dev := res.AchievedRate/want - 1; dev < -0.10 || dev > 0.10 {
-		t.Errorf("loadtest %.1f req/s vs wrk %.1f req/s: %+.1f%%, want within 10%%", res.AchievedRate, want, 100*dev)
+	if dev := got/want - 1; dev < -0.10 || dev > 0.10 {
+		t.Errorf("loadtest %.1f req/s vs wrk %.1f req/s: %+.1f%%, want within 10%%", got, want, 100*dev)
 	}
 
 	if testing.Short() {
