@@ -8,6 +8,10 @@ import (
 	"time"
 )
 
+// sigEncoding rejects non-canonical encodings, so a signature has exactly
+// one accepted spelling.
+var sigEncoding = base64.RawURLEncoding.Strict()
+
 // stringParams are the signed string parameters, in Beacon field order.
 var stringParams = [...]struct {
 	name     string
@@ -92,7 +96,7 @@ func (s *Signer) verify(b *Beacon, args Args, now time.Time) *VerifyError {
 	if len(sig) != base64.RawURLEncoding.EncodedLen(sigLen) {
 		return malformed(paramSig, "not a signature")
 	}
-	if n, err := base64.RawURLEncoding.Strict().Decode(want[:], sig); err != nil || n != sigLen {
+	if n, err := sigEncoding.Decode(want[:], sig); err != nil || n != sigLen {
 		return malformed(paramSig, "not a signature")
 	}
 

@@ -93,7 +93,7 @@ func TestClosedModelThroughputMatchesWrk(t *testing.T) {
 	// two cores with the server): an empty server at full speed.
 	fast := startServer(t, sleepHandler(0))
 	w := runWrk(t, wrk, fast, 8, 2*time.Second, body)
-	res, err = Run(context.Background(), Config{Targets: []string{fast}, Rate: 0, Concurrency: 8, Duration: 2 * time.Second})
+	res, err := Run(context.Background(), Config{Targets: []string{fast}, Rate: 0, Concurrency: 8, Duration: 2 * time.Second})
 	if err != nil {
 		t.Fatal(err)
 	}
