@@ -293,7 +293,7 @@ func TestWarmupIsNotMeasured(t *testing.T) {
 func TestDayShapeModulatesRate(t *testing.T) {
 	url := startServer(t, sleepHandler(0))
 	res := run(t, Config{Targets: []string{url}, Rate: 100, Duration: 4 * time.Second, DayShape: true, Concurrency: 8})
-	if res.Scheduled < 395 || res.Scheduled > 400 || len(res.Series) != 4 {
+	if res.Scheduled < 395 || res.Scheduled > 400 || len(res.Series) < 4 || len(res.Series) > 5 { // a loaded machine may spill into a fifth second
 		t.Fatalf("scheduled %d, %d seconds", res.Scheduled, len(res.Series))
 	}
 	// Hours 0-5 (first second) are the peak, hours 18-23 (last) the trough.
