@@ -1,7 +1,9 @@
 package loadtest
 
 import (
+	"fmt"
 	"math/rand/v2"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -100,7 +102,7 @@ func (p *beaconPool) work(id int) {
 func (p *beaconPool) get(t *target, u string, req *fasthttp.Request, resp *fasthttp.Response) bool {
 	path, ok := beaconPath(u)
 	if !ok {
-		p.rec.beacon(0, false)
+		p.rec.beacon(0, fmt.Sprintf("not an http(s) URL or path: %.100q", u))
 		return false
 	}
 	req.Reset()
@@ -109,7 +111,21 @@ func (p *beaconPool) get(t *target, u string, req *fasthttp.Request, resp *fasth
 	req.Header.SetHost(t.host)
 	start := time.Now()
 	err := t.beacon.DoTimeout(req, resp, p.timeout)
-	ok = err == nil && resp.StatusCode() >= 200 && resp.StatusCode() < 400
-	p.rec.beacon(time.Since(start), ok)
-	return ok
+	lat := time.Since(start)
+	failure := ""
+	switch code := resp.StatusCode(); {
+	case err != nil:
+		failure = fmt.Sprintf("GET %s: %v", pathOnly(path), err)
+	case code < 200 || code >= 400:
+		failure = fmt.Sprintf("GET %s: status %d", pathOnly(path), code)
+	}
+	p.rec.beacon(lat, failure)
+	return failure == ""
+}
+
+func pathOnly(p string) string {
+	if i := strings.IndexByte(p, '?'); i >= 0 {
+		return p[:i]
+	}
+	return p
 }

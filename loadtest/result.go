@@ -82,6 +82,7 @@ type BeaconResult struct {
 	// drawn by -ctr and -conv-rate that had no URL to follow.
 	ClicksSkipped      int64       `json:"clicks_skipped"`
 	ConversionsSkipped int64       `json:"conversions_skipped"`
+	LastFailure        string      `json:"last_failure,omitempty"`
 	LatencyMs          Percentiles `json:"latency_ms"`
 }
 
@@ -185,8 +186,11 @@ func (r *Result) writeOne(w io.Writer, title string) {
 		fmt.Fprintf(w, "beacons   sent %d failed %d dropped %d: imp %d click %d conv %d (skipped: click %d conv %d); p50 %s p99 %s ms\n",
 			b.Sent, b.Failed, b.Dropped, b.Impressions, b.Clicks, b.Conversions, b.ClicksSkipped, b.ConversionsSkipped,
 			f3(b.LatencyMs.P50), f3(b.LatencyMs.P99))
+		if b.LastFailure != "" {
+			fmt.Fprintf(w, "          last beacon failure: %s\n", b.LastFailure)
+		}
 	}
-	if r.Dropped > 0 || r.Late > 0 {
+	if r.Dropped > 0 || r.Late*100 > r.Scheduled {
 		fmt.Fprintf(w, "WARNING   the target rate was not held: %d late, %d dropped of %d scheduled; raise -concurrency or lower -rate (dropped requests are not in the latency figures)\n",
 			r.Late, r.Dropped, r.Scheduled)
 	}

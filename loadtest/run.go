@@ -45,7 +45,8 @@ type Config struct {
 	// the share of impressions followed by a click, ConvRate the share of
 	// clicks followed by a conversion. All default 0 (no beacons).
 	ImpRate, CTR, ConvRate float64
-	// BeaconWorkers sends beacons; default max(2, Concurrency/4).
+	// BeaconWorkers send beacons (each its own connection per target);
+	// default Concurrency, so beacons keep up with fills in most runs.
 	BeaconWorkers int
 	// Seed makes the traffic reproducible.
 	Seed uint64
@@ -76,7 +77,7 @@ func (c *Config) beaconWorkers() int {
 	if c.BeaconWorkers > 0 {
 		return c.BeaconWorkers
 	}
-	return max(2, c.concurrency()/4)
+	return c.concurrency()
 }
 
 func (c *Config) openrtb() bool { return c.Endpoint == "openrtb" }

@@ -84,6 +84,7 @@ type beaconCounts struct {
 	sent, failed, dropped           int64
 	impressions, clicks, conversion int64
 	convSkipped, clickSkipped       int64
+	lastFailure                     string
 }
 
 func newRecorder(start time.Time) *recorder {
@@ -150,12 +151,14 @@ func (r *recorder) addLag(lag, threshold time.Duration) {
 	r.mu.Unlock()
 }
 
-// beacon records one beacon sent: ok or failed, and its latency.
-func (r *recorder) beacon(lat time.Duration, ok bool) {
+// beacon records one beacon sent and its latency; failure, if not empty,
+// says why it failed.
+func (r *recorder) beacon(lat time.Duration, failure string) {
 	r.mu.Lock()
 	r.beacons.sent++
-	if !ok {
+	if failure != "" {
 		r.beacons.failed++
+		r.beacons.lastFailure = failure
 	}
 	record(r.bhist, lat)
 	r.mu.Unlock()
@@ -237,7 +240,7 @@ func (r *recorder) result(res *Result, end time.Time) {
 	res.Beacons = BeaconResult{
 		Sent: b.sent, Failed: b.failed, Dropped: b.dropped,
 		Impressions: b.impressions, Clicks: b.clicks, Conversions: b.conversion,
-		ClicksSkipped: b.clickSkipped, ConversionsSkipped: b.convSkipped,
+		ClicksSkipped: b.clickSkipped, ConversionsSkipped: b.convSkipped, LastFailure: b.lastFailure,
 		LatencyMs: percentiles(r.bhist),
 	}
 	res.Series = r.series
