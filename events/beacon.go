@@ -67,6 +67,21 @@ func (b *Beacon) CostMicros() int64 {
 	return 0
 }
 
+// Conversion returns the conversion beacon attributed to click b: same
+// auction, slot and dimensions, type conversion, no charge, no redirect,
+// issued at the click's issue time so ConversionMaxAge is the attribution
+// window. Its event ID derives from the click's auction and slot, so one
+// click converts at most once. Sign it (AppendURL) and hand it to the
+// advertiser, e.g. as a parameter of the landing URL.
+func (b *Beacon) Conversion() Beacon {
+	c := *b
+	c.Type = TypeConversion
+	c.Charge = ChargeNone
+	c.Redirect = ""
+	c.CeilingMicros = 0
+	return c
+}
+
 // EventID returns the ID of the event this beacon records.
 func (b *Beacon) EventID() ID { return EventID(b.AuctionID, b.SlotID, b.Type) }
 

@@ -76,6 +76,11 @@ const (
 	hdrLen    = 16
 	MaxRecord = 1 << 20 // largest payload Append accepts
 	kickBytes = 1 << 20 // pending bytes that trigger an early write
+
+	// Flushed chunk buffers are kept for reuse: at most maxSpares of at
+	// most maxSpareBytes each.
+	maxSpares     = 4
+	maxSpareBytes = 16 << 20
 )
 
 var castagnoli = crc32.MakeTable(crc32.Castagnoli)
@@ -112,7 +117,8 @@ type Log struct {
 
 	mu           sync.Mutex
 	closed       bool
-	seq          uint64 // last assigned
+	seq          uint64 // last assigned, or the seed after Open
+	lastRec      uint64 // seq of the last record appended or recovered
 	tailSeg      uint64 // segment receiving the next record
 	tailOff      int64  // its logical size including pending bytes
 	pending      []chunk
@@ -180,84 +186,6 @@ func OpenLog(cfg LogConfig) (*Log, error) {
 	return l, nil
 }
 
-// recover loads the acked position, deletes fully acknowledged segments,
-// truncates a torn tail and positions the writer after everything.
-func (l *Log) recover() error {
-	acked, err := readAcked(l.cfg.Dir)
-	if err != nil {
-		return err
-	}
-	l.acked = acked
-	segs, err := listSegments(l.cfg.Dir)
-	if err != nil {
-		return err
-	}
-	lastSeq := acked.Seq
-	var keep []uint64
-	for _, s := range segs {
-		if s < acked.Seg {
-			if err := os.Remove(segPath(l.cfg.Dir, s)); err == nil {
-				logSegDeleted.Inc()
-			}
-			continue
-		}
-		keep = append(keep, s)
-	}
-	for _, s := range keep {
-		st, err := os.Stat(segPath(l.cfg.Dir, s))
-		if err != nil {
-			return fmt.Errorf("event log: %w", err)
-		}
-		l.diskBytes += st.Size()
-	}
-	if n := len(keep); n > 0 {
-		last := keep[n-1]
-		seq, cut, err := repairTail(segPath(l.cfg.Dir, last))
-		if err != nil {
-			return err
-		}
-		l.diskBytes -= cut
-		lastSeq = max(lastSeq, seq)
-		l.tailSeg = last + 1
-	} else {
-		l.tailSeg = max(acked.Seg+1, 1)
-	}
-	if ns := l.cfg.Now().UnixNano(); ns > 0 {
-		lastSeq = max(lastSeq, uint64(ns))
-	}
-	l.seq = lastSeq
-	l.durable = Pos{Seg: l.tailSeg, Seq: lastSeq}
-	l.written = l.durable
-	return nil
-}
-
-// repairTail truncates the torn tail of a segment: everything after its
-// last valid record. It returns the last valid seq and the bytes cut.
-func repairTail(path string) (lastSeq uint64, cut int64, err error) {
-	data, err := os.ReadFile(path)
-	if err != nil {
-		return 0, 0, fmt.Errorf("event log: cannot read %q: %w", path, err)
-	}
-	end := int64(0)
-	sc := scanner{buf: data, atLimit: true}
-	for {
-		rec, ok := sc.next()
-		if !ok {
-			break
-		}
-		lastSeq = rec.seq
-		end = int64(sc.i)
-	}
-	if cut = int64(len(data)) - end; cut > 0 {
-		if err := os.Truncate(path, end); err != nil {
-			return 0, 0, fmt.Errorf("event log: cannot truncate torn tail of %q: %w", path, err)
-		}
-		logTornTails.Inc()
-		logTornBytes.Add(int(cut))
-	}
-	return lastSeq, cut, nil
-}
-
 // Append adds one record and returns its sequence number. It returns once
 // the record is buffered in memory; use WaitDurable or Sync to wait for
 // the disk. payload is copied and may be reused at once.
@@ -288,12 +216,14 @@ func (l *Log) Append(payload []byte) (uint64, error) {
 	}
 	l.seq++
 	seq := l.seq
+	l.lastRec = seq
 	c := l.tailChunk()
-	var hdr [hdrLen]byte
+	off := len(c.data)
+	c.data = append(c.data, make([]byte, hdrLen)...) // no allocation when there is room
+	hdr := c.data[off : off+hdrLen]
 	putLE32(hdr[0:], uint32(len(payload)))
 	putLE64(hdr[8:], seq)
 	putLE32(hdr[4:], crc32.Update(crc, castagnoli, hdr[8:16]))
-	c.data = append(c.data, hdr[:]...)
 	c.data = append(c.data, payload...)
 	l.tailOff += n
 	c.endOff, c.lastSeq = l.tailOff, seq
@@ -359,11 +289,13 @@ func (l *Log) Durable() (Pos, <-chan struct{}) {
 	return l.durable, l.durableCh
 }
 
-// LastSeq returns the sequence number of the last appended record.
+// LastSeq returns the sequence number of the last record appended (or
+// found at Open), 0 for an empty log: wait for it with WaitDurable, or
+// for its delivery with the shipper's WaitShipped.
 func (l *Log) LastSeq() uint64 {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	return l.seq
+	return l.lastRec
 }
 
 // Err returns the last write or fsync error, nil once a flush succeeds.
@@ -458,7 +390,7 @@ func (l *Log) flushLocked(sync bool) error {
 		l.pending = append(chunks[done:len(chunks):len(chunks)], l.pending...)
 	}
 	for i := 0; i < done; i++ {
-		if cap(chunks[i].data) <= 4*kickBytes {
+		if cap(chunks[i].data) <= maxSpareBytes && len(l.spare) < maxSpares {
 			l.spare = append(l.spare, chunks[i].data[:0])
 		}
 	}

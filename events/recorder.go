@@ -1,11 +1,11 @@
 package events
 
 import (
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"sync"
 	"time"
-	"unsafe"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/dgraph-io/ristretto/v2"
@@ -74,8 +74,11 @@ const dedupShards = 64
 // Recorder de-duplicates, logs and charges events. It is safe for
 // concurrent use; Close releases the cache.
 type Recorder struct {
-	cfg   RecorderConfig
-	cache *ristretto.Cache[string, struct{}]
+	cfg RecorderConfig
+	// cache maps the first half of an id to its second half, so a lookup
+	// compares all 128 bits without handing ristretto a pointer (which
+	// would make every recorded Event escape to the heap).
+	cache *ristretto.Cache[uint64, uint64]
 	// recent is an exact set of recently recorded ids, striped over
 	// dedupShards locks. It closes the window in which ristretto's
 	// asynchronous Set has not yet made an id visible, and makes
@@ -107,12 +110,11 @@ func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 	if cfg.Now == nil {
 		cfg.Now = time.Now
 	}
-	cache, err := ristretto.NewCache(&ristretto.Config[string, struct{}]{
+	cache, err := ristretto.NewCache(&ristretto.Config[uint64, uint64]{
 		NumCounters:        cfg.DedupEntries * 10,
 		MaxCost:            cfg.DedupEntries,
 		BufferItems:        64,
 		IgnoreInternalCost: true,
-		KeyToHash:          idKeyHash,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("recorder: cannot create dedup cache: %w", err)
@@ -124,25 +126,10 @@ func NewRecorder(cfg RecorderConfig) (*Recorder, error) {
 	return r, nil
 }
 
-// idKeyHash maps a 16-byte id key to ristretto's (hash, conflict) pair
-// without hashing again: ids are already uniformly distributed.
-func idKeyHash(k string) (uint64, uint64) {
-	if len(k) != len(ID{}) {
-		panic("BUG: events: dedup key is not an event id")
-	}
-	return le64(k[:8]), le64(k[8:])
+// idHalves splits an id into the cache key and the value stored under it.
+func idHalves(id *ID) (key, check uint64) {
+	return binary.LittleEndian.Uint64(id[:8]), binary.LittleEndian.Uint64(id[8:])
 }
-
-func le64(s string) uint64 {
-	_ = s[7]
-	return uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
-		uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
-}
-
-// idKey views id as a string without copying. ristretto keeps only the
-// hashes of a key, never the key itself, so the view need not outlive the
-// call.
-func idKey(id *ID) string { return unsafe.String(&id[0], len(id)) }
 
 // Close releases the de-duplication cache.
 func (r *Recorder) Close() { r.cache.Close() }
@@ -157,10 +144,15 @@ func (r *Recorder) Record(b *Beacon) (Result, error) {
 	return r.RecordEvent(&e)
 }
 
-// RecordEvent is Record for an event built by the caller: e.ID must be
-// set (see EventID). Time and NodeID are filled when zero. e is not
-// retained.
+// RecordEvent is Record for an event built by the caller. ID (from
+// EventID), Time and NodeID are filled when zero. e is not retained.
 func (r *Recorder) RecordEvent(e *Event) (Result, error) {
+	if !e.Type.Valid() {
+		return 0, fmt.Errorf("recorder: invalid event type %d", e.Type)
+	}
+	if e.ID == (ID{}) {
+		e.ID = EventID(e.AuctionID, e.SlotID, e.Type)
+	}
 	if e.Time.IsZero() {
 		e.Time = r.cfg.Now()
 	}
@@ -171,7 +163,7 @@ func (r *Recorder) RecordEvent(e *Event) (Result, error) {
 		eventsDuplicate.Inc()
 		return Duplicate, nil
 	}
-	seq, err := r.appendPayload(e.AppendBinary)
+	seq, err := r.appendPayload(e, nil)
 	if err != nil {
 		r.forget(&e.ID)
 		eventsLogFailed.Inc()
@@ -195,7 +187,7 @@ func (r *Recorder) RecordDecision(d *Decision) error {
 	if d.NodeID == "" {
 		d.NodeID = r.cfg.NodeID
 	}
-	seq, err := r.appendPayload(d.AppendBinary)
+	seq, err := r.appendPayload(nil, d)
 	if err != nil {
 		eventsLogFailed.Inc()
 		return err
@@ -205,12 +197,17 @@ func (r *Recorder) RecordDecision(d *Decision) error {
 	return nil
 }
 
-func (r *Recorder) appendPayload(enc func([]byte) []byte) (uint64, error) {
+// appendPayload encodes e or d into a pooled buffer and appends it.
+func (r *Recorder) appendPayload(e *Event, d *Decision) (uint64, error) {
 	bp, _ := r.bufs.Get().(*[]byte)
 	if bp == nil {
 		bp = new([]byte)
 	}
-	*bp = enc((*bp)[:0])
+	if e != nil {
+		*bp = e.AppendBinary((*bp)[:0])
+	} else {
+		*bp = d.AppendBinary((*bp)[:0])
+	}
 	seq, err := r.cfg.Log.Append(*bp)
 	if cap(*bp) <= 64<<10 {
 		r.bufs.Put(bp)
@@ -229,14 +226,15 @@ func (r *Recorder) markNew(id *ID) bool {
 	if _, ok := sh.prev[*id]; ok {
 		return false
 	}
-	if _, ok := r.cache.Get(idKey(id)); ok {
+	key, check := idHalves(id)
+	if v, ok := r.cache.Get(key); ok && v == check {
 		return false
 	}
 	if len(sh.cur) >= r.cfg.RecentPerShard {
 		sh.prev, sh.cur = sh.cur, make(map[ID]struct{}, r.cfg.RecentPerShard)
 	}
 	sh.cur[*id] = struct{}{}
-	r.cache.SetWithTTL(idKey(id), struct{}{}, 1, r.cfg.DedupTTL)
+	r.cache.SetWithTTL(key, check, 1, r.cfg.DedupTTL)
 	return true
 }
 
@@ -246,6 +244,9 @@ func (r *Recorder) forget(id *ID) {
 	sh.mu.Lock()
 	delete(sh.cur, *id)
 	delete(sh.prev, *id)
-	r.cache.Del(idKey(id))
+	// Del is ordered after a Set still in ristretto's buffer. It may drop
+	// another id sharing the first 64 bits (odds 2^-64): harmless.
+	key, _ := idHalves(id)
+	r.cache.Del(key)
 	sh.mu.Unlock()
 }

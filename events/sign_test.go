@@ -323,3 +323,19 @@ func FuzzVerify(f *testing.F) {
 		}
 	})
 }
+
+func TestConversionBeacon(t *testing.T) {
+	s := testSigner(t)
+	click := sampleBeacon()
+	click.Type, click.Charge, click.Redirect, click.Issued = TypeClick, ChargeCPC, "https://l/", testNow
+	conv := click.Conversion()
+	q := URLValues(parseQuery(t, s.AppendURL(nil, "/v1/t/conv", &conv)))
+	got, err := s.Verify(q, testNow.Add(10*24*time.Hour))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got.Type != TypeConversion || got.CostMicros() != 0 || got.Redirect != "" ||
+		got.EventID() != EventID(click.AuctionID, click.SlotID, TypeConversion) {
+		t.Fatalf("%+v", got)
+	}
+}
