@@ -136,6 +136,14 @@ func TestCatalogRoundTripTwoNodes(t *testing.T) {
 		}
 		return ""
 	})
+	// B applies each topic on its own; wait for the advertiser too, since a
+	// campaign PUT checks that its advertiser exists on the receiving node.
+	eventually(t, 5*time.Second, func() string {
+		if r := call(t, "GET", admin(b)+"/v1/advertisers/adv-1", "", ""); r.status != 200 {
+			return fmt.Sprintf("advertiser on B: %d", r.status)
+		}
+		return ""
+	})
 	// An update on B shows on A.
 	if r := call(t, "PUT", admin(b)+"/v1/campaigns/c-1", testToken, campaignJSON("c-1", "3.75")); r.status != 200 {
 		t.Fatalf("PUT on B: %d %s", r.status, r.body)
