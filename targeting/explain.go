@@ -62,7 +62,9 @@ func (e Explanation) String() string {
 
 // Explain evaluates one campaign of ix against a at now and says why it
 // matches or which check excluded it: the campaign's status, its flight,
-// and for each conjunction the first failing predicate.
+// and for each conjunction the first failing predicate. It allocates; the
+// index's verdict is computed once for a series of calls with the same a,
+// now and ix.
 func (ix *Index) Explain(a *Attrs, now time.Time, campaignID string) Explanation {
 	e := Explanation{CampaignID: campaignID}
 	c := ix.Get(campaignID)
@@ -70,11 +72,7 @@ func (ix *Index) Explain(a *Attrs, now time.Time, campaignID string) Explanation
 		e.Reasons = append(e.Reasons, "unknown campaign")
 		return e
 	}
-	for _, m := range ix.Query(a, now, nil) {
-		if m == c {
-			e.IndexMatch = true
-		}
-	}
+	e.IndexMatch = a.indexMatches(ix, now)[c]
 	if c.Status != campaign.StatusActive {
 		e.Reasons = append(e.Reasons, "status "+c.Status)
 	}
@@ -142,11 +140,28 @@ func describe(p *campaign.Predicate, c *campaign.Campaign, a *Attrs, lt *localTi
 	return b.String()
 }
 
-// list spells values as "[a b c]", eliding the middle of long lists.
+// list spells values as "[a b c]", naming at most ten of them.
 func list(vs []string) string {
 	const show = 10
 	if len(vs) <= show {
 		return "[" + strings.Join(vs, " ") + "]"
 	}
 	return "[" + strings.Join(vs[:show], " ") + " … " + strconv.Itoa(len(vs)-show) + " more]"
+}
+
+// indexMatches returns the set of campaigns ix.Query returns for a at now,
+// computed once for a series of Explain calls on the same request.
+func (a *Attrs) indexMatches(ix *Index, now time.Time) map[*campaign.Campaign]bool {
+	if a.xset != nil && a.xix == ix && a.xgen == a.gen && a.xnow.Equal(now) {
+		return a.xset
+	}
+	if a.xset == nil {
+		a.xset = make(map[*campaign.Campaign]bool)
+	}
+	clear(a.xset)
+	for _, c := range ix.Query(a, now, nil) {
+		a.xset[c] = true
+	}
+	a.xix, a.xnow, a.xgen = ix, now, a.gen
+	return a.xset
 }

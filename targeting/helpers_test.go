@@ -212,3 +212,5 @@ func describeAttrs(a *Attrs) string {
 	}
 	return b.String()
 }
+
+func newRand(seed uint64) *rand.Rand { return rand.New(rand.NewPCG(seed, seed+1)) }

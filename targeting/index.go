@@ -2,6 +2,7 @@ package targeting
 
 import (
 	"sync/atomic"
+	"time"
 
 	"github.com/adserver/adserver/campaign"
 )
@@ -20,9 +21,20 @@ type Index struct {
 	lists pvec[[]plist]
 	// conjs maps a conjunction id to what it belongs to.
 	conjs pvec[conjInfo]
-	// nconj is the next conjunction id; ids are never reused before a
-	// compaction renumbers them.
+	// nconj is the end of the conjunction id space, the next id given out
+	// at the end; ids are never reused before a compaction renumbers them.
 	nconj uint32
+	// clustered is nconj at the last full build (spare ids included):
+	// ids from it on were given out at the end by updates.
+	clustered uint32
+	// The runs of conjunctions with the same size and attributes laid out
+	// by the last full build: run i, of key runOf[sortKey.run()], has
+	// spare ids [runNext[i], runEnd[i]) for new conjunctions. runOf and
+	// runEnd never change until the next build; runNext is copied on
+	// write.
+	runOf   map[uint64]uint32
+	runNext []uint32
+	runEnd  []uint32
 	// live counts indexed conjunctions; dead counts deleted ids below nconj.
 	live, dead uint32
 	// camps maps a campaign id to its record, for every stored campaign
@@ -38,149 +50,42 @@ type Index struct {
 	updates int
 }
 
+// conjInfo describes one indexed conjunction. A zero conjInfo is a
+// deleted conjunction; no posting list refers to it any more.
+type conjInfo struct {
+	c *campaign.Campaign
+	// start and end are c's flight in Unix nanoseconds, saturated, so
+	// that Query checks it without loading the campaign.
+	start, end int64
+	// first is the id of c's first indexed conjunction; it identifies the
+	// campaign when deduplicating matches of campaigns with several.
+	first uint32
+	// conj is the conjunction's index in c.Targeting.Any (0 for empty
+	// targeting).
+	conj  uint16
+	k     uint8 // size: distinct attributes among the IN predicates
+	multi bool  // c has more than one indexed conjunction
+	// verify is set when some attribute has several IN predicates: the
+	// walk then only proves one of them holds, and Query evaluates the
+	// conjunction itself.
+	verify bool
+}
+
+// crec is what the index keeps per campaign: the campaign and the ids of
+// its indexed conjunctions, in the order compile yields them.
+type crec struct {
+	c   *campaign.Campaign
+	ids []uint32
+}
+
+// zone is a time zone named by some hour or weekday predicate.
+type zone struct {
+	name string
+	loc  *time.Location
+}
+
 // empty is the index Live.Load returns before the first Store.
 var empty = Build(nil)
-
-// Build indexes cs from scratch. A later campaign with the same id as an
-// earlier one replaces it. Campaigns must have passed Validate (values
-// normalized, time zone resolved) and must not be modified afterwards.
-// Only active campaigns are indexed; every campaign is kept for Get and All.
-func Build(cs []*campaign.Campaign) *Index {
-	last := make(map[string]int, len(cs))
-	for i, c := range cs {
-		last[c.ID] = i
-	}
-	b := builder{
-		kt:    newKeyTable(len(cs) * 8),
-		camps: newSmap[*crec](len(cs)),
-		recs:  make([]crec, 0, len(last)),
-	}
-	for i, c := range cs {
-		if last[c.ID] == i {
-			b.add(c)
-		}
-	}
-	return b.finish()
-}
-
-type builder struct {
-	kt     keyTable
-	camps  smap[*crec]
-	recs   []crec
-	cinfo  []conjInfo
-	tuples []tuple
-	comp   compiler
-	maxK   uint8
-}
-
-type tuple struct {
-	key uint32
-	e   entry
-}
-
-func (b *builder) add(c *campaign.Campaign) {
-	b.recs = append(b.recs, crec{c: c})
-	r := &b.recs[len(b.recs)-1]
-	b.camps.setFresh(c.ID, r)
-	if c.Status != campaign.StatusActive {
-		return
-	}
-	cc := b.comp.campaign(c, &b.kt)
-	if len(b.cinfo)+len(cc) > maxConjID {
-		panic("BUG: targeting: more than 2^31 conjunctions")
-	}
-	r.first, r.n = uint32(len(b.cinfo)), uint32(len(cc))
-	for _, cj := range cc {
-		id := uint32(len(b.cinfo))
-		b.cinfo = append(b.cinfo, conjInfo{c: c, need: cj.need, first: r.first, k: cj.k, multi: len(cc) > 1})
-		b.maxK = max(b.maxK, cj.k)
-		for _, p := range b.comp.posts[cj.lo:cj.hi] {
-			b.tuples = append(b.tuples, tuple{key: p.key, e: p.entry(id)})
-		}
-	}
-}
-
-// finish lays every posting list out in one slab: a counting sort of the
-// tuples by key (conjunction ids arrive ascending, so each key's run is
-// already sorted), then a stable counting sort of each run by size.
-func (b *builder) finish() *Index {
-	nk := b.kt.n
-	off := make([]uint32, nk+1)
-	for _, t := range b.tuples {
-		off[t.key+1]++
-	}
-	for i := 1; i < len(off); i++ {
-		off[i] += off[i-1]
-	}
-	slab := make([]entry, len(b.tuples))
-	pos := make([]uint32, nk)
-	copy(pos, off[:nk])
-	for _, t := range b.tuples {
-		slab[pos[t.key]] = t.e
-		pos[t.key]++
-	}
-	b.tuples, pos = nil, nil
-
-	lists := newPvec[[]plist](int(nk))
-	single := make([]plist, nk)
-	var scratch []entry
-	var cnt [campaign.NumAttrs + 2]int
-	for key := range nk {
-		run := slab[off[key]:off[key+1]:off[key+1]]
-		if len(run) == 0 {
-			continue
-		}
-		k0 := b.cinfo[run[0].id>>1].k
-		mixed := false
-		for _, e := range run {
-			if b.cinfo[e.id>>1].k != k0 {
-				mixed = true
-				break
-			}
-		}
-		if !mixed {
-			single[key] = plist{k: k0, ents: run}
-			*lists.get(key) = single[key : key+1 : key+1]
-			continue
-		}
-		cnt = [len(cnt)]int{}
-		for _, e := range run {
-			cnt[b.cinfo[e.id>>1].k+1]++
-		}
-		var pls []plist
-		for k := 0; k+1 < len(cnt); k++ {
-			if n := cnt[k+1]; n > 0 {
-				pls = append(pls, plist{k: uint8(k), ents: run[cnt[k] : cnt[k]+n : cnt[k]+n]})
-			}
-			cnt[k+1] += cnt[k]
-		}
-		scratch = append(scratch[:0], run...)
-		for _, e := range scratch {
-			k := b.cinfo[e.id>>1].k
-			run[cnt[k]] = e
-			cnt[k]++
-		}
-		*lists.get(key) = pls
-	}
-
-	conjs := newPvec[conjInfo](len(b.cinfo))
-	for i := range b.cinfo {
-		*conjs.get(uint32(i)) = b.cinfo[i]
-	}
-	ix := &Index{
-		keys:   b.kt.dict.m,
-		nkeys:  nk,
-		lists:  lists,
-		conjs:  conjs,
-		nconj:  uint32(len(b.cinfo)),
-		live:   uint32(len(b.cinfo)),
-		camps:  b.camps,
-		zones:  b.kt.zones,
-		zoneOf: b.kt.zoneOf,
-		maxK:   b.maxK,
-	}
-	return ix
-}
 
 // Len returns the number of campaigns in the snapshot, whatever their status.
 func (ix *Index) Len() int {
@@ -216,6 +121,7 @@ type Stats struct {
 	Campaigns    int // stored campaigns, whatever their status
 	Conjunctions int // indexed conjunctions (of active campaigns)
 	Dead         int // conjunction ids freed by updates, reclaimed by the next compaction
+	Appended     int // conjunction ids given out by updates since the last full build
 	Keys         int // interned attribute-value keys
 	Zones        int // time zones used by hour/weekday predicates
 	Updates      int // incremental updates since the last full build
@@ -228,7 +134,8 @@ func (ix *Index) Stats() Stats {
 	}
 	return Stats{
 		Campaigns: ix.camps.n, Conjunctions: int(ix.live), Dead: int(ix.dead),
-		Keys: int(ix.nkeys), Zones: len(ix.zones), Updates: ix.updates,
+		Appended: int(ix.nconj - ix.clustered),
+		Keys:     int(ix.nkeys), Zones: len(ix.zones), Updates: ix.updates,
 	}
 }
 

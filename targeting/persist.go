@@ -99,6 +99,14 @@ func (m *smap[V]) getBytes(k []byte) (V, bool) {
 	return v, ok
 }
 
+func (m *smap[V]) mustGet(k string) V {
+	v, ok := m.get(k)
+	if !ok {
+		panic("BUG: targeting: " + k + " missing from its map")
+	}
+	return v
+}
+
 // all calls f for each pair in no particular order until f returns false.
 func (m *smap[V]) all(f func(string, V) bool) bool {
 	for _, sh := range m.shards {

@@ -23,13 +23,18 @@ func cachedCatalog(b *testing.B, n int) []*campaign.Campaign {
 	return cs
 }
 
-// benchRequests returns typical requests, each an Attrs filled once.
-func benchRequests(n int) []*Attrs {
+// benchRequests returns typical requests, each an Attrs filled once and,
+// if ix is not nil, queried once so that its scratch buffers have grown:
+// the benchmarks measure the steady state of reused Attrs.
+func benchRequests(n int, ix *Index) []*Attrs {
 	g := newBenchGen(99)
 	reqs := make([]*Attrs, n)
 	for i := range reqs {
 		reqs[i] = new(Attrs)
 		g.request(reqs[i])
+		if ix != nil {
+			ix.Query(reqs[i], benchNow, nil)
+		}
 	}
 	return reqs
 }
@@ -41,7 +46,7 @@ func BenchmarkQuery(b *testing.B) {
 	for _, n := range benchSizes3 {
 		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
 			ix := Build(cachedCatalog(b, n))
-			reqs := benchRequests(256)
+			reqs := benchRequests(256, ix)
 			var dst []*campaign.Campaign
 			matched := 0
 			b.ReportAllocs()
@@ -61,7 +66,7 @@ func BenchmarkQuery(b *testing.B) {
 // only size changes.
 func BenchmarkQuerySlot(b *testing.B) {
 	ix := Build(cachedCatalog(b, 100000))
-	reqs := benchRequests(256)
+	reqs := benchRequests(256, ix)
 	var dst []*campaign.Campaign
 	b.ReportAllocs()
 	for i := 0; b.Loop(); i++ {
@@ -71,11 +76,39 @@ func BenchmarkQuerySlot(b *testing.B) {
 	}
 }
 
+// BenchmarkQueryAfterUpdates queries an index that took incremental
+// updates for 10% of its campaigns, in batches of 100: their new versions
+// went to the spare ids of their runs (or the end of the id space), not
+// to the clusters a fresh build would give them.
+func BenchmarkQueryAfterUpdates(b *testing.B) {
+	cs := cachedCatalog(b, 100000)
+	ix := Build(cs)
+	g := newBenchGen(3)
+	for i := 0; i < len(cs)/10; i += 100 {
+		ups := make([]*campaign.Campaign, 100)
+		for j := range ups {
+			ups[j] = g.campaign(b, fmt.Sprintf("c-%d", g.r.IntN(len(cs))))
+		}
+		ix = ix.Update(ups, nil)
+	}
+	b.Logf("%+v", ix.Stats())
+	reqs := benchRequests(256, ix)
+	var dst []*campaign.Campaign
+	b.ReportAllocs()
+	b.ResetTimer()
+	for i := 0; b.Loop(); i++ {
+		a := reqs[i&255]
+		a.rix = nil
+		dst = ix.Query(a, benchNow, dst[:0])
+	}
+}
+
+// BenchmarkQueryParallel queries from every P at once, an Attrs each.
 func BenchmarkQueryParallel(b *testing.B) {
 	ix := Build(cachedCatalog(b, 100000))
 	b.ReportAllocs()
 	b.RunParallel(func(pb *testing.PB) {
-		reqs := benchRequests(64)
+		reqs := benchRequests(64, ix)
 		var dst []*campaign.Campaign
 		for i := 0; pb.Next(); i++ {
 			a := reqs[i&63]
@@ -91,7 +124,7 @@ func BenchmarkScan(b *testing.B) {
 	for _, n := range benchSizes3 {
 		b.Run(fmt.Sprintf("campaigns=%d", n), func(b *testing.B) {
 			cs := cachedCatalog(b, n)
-			reqs := benchRequests(256)
+			reqs := benchRequests(256, nil)
 			var dst []*campaign.Campaign
 			matched := 0
 			b.ReportAllocs()
@@ -109,11 +142,12 @@ func BenchmarkScan(b *testing.B) {
 func BenchmarkBuild(b *testing.B) {
 	cs := cachedCatalog(b, 100000)
 	b.Run(fmt.Sprintf("campaigns=%d", len(cs)), func(b *testing.B) {
-		b.ReportMetric(indexBytes(cs)/float64(len(cs)), "B/campaign")
+		perCampaign := indexBytes(cs) / float64(len(cs))
 		b.ReportAllocs()
 		for b.Loop() {
 			Build(cs)
 		}
+		b.ReportMetric(perCampaign, "B/campaign")
 	})
 }
 
@@ -142,11 +176,16 @@ func BenchmarkUpdate(b *testing.B) {
 			ups[i] = g.campaign(b, fmt.Sprintf("c-%d", g.r.IntN(len(cs))))
 		}
 		ix := Build(cs)
+		rebuilds := 0
 		b.ReportAllocs()
 		b.ResetTimer()
 		for i := 0; b.Loop(); i++ {
 			ix = ix.Update(ups[i&1023:i&1023+1], nil)
+			if ix.updates == 0 {
+				rebuilds++
+			}
 		}
+		b.ReportMetric(float64(rebuilds), "compactions")
 	})
 }
 

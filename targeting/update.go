@@ -11,19 +11,30 @@ import (
 // modifies ix; the new index shares with it every posting list, chunk of
 // the conjunction and key arrays, and shard of the id and key maps that the
 // batch does not touch. A changed campaign's old conjunctions are removed
-// from the lists of their keys and its new ones get fresh ids, higher than
-// any in use, so they are appended at the end of their lists, which stay
-// sorted. The cost of a batch is the length of the posting lists it
-// touches plus a few small copies (a chunk of 256 array elements, a map
-// shard of about len/256 entries, the chunk directories), not the size of
-// the catalog.
+// from the lists of their keys and its new ones get fresh ids: a spare id
+// left by Build at the end of the run of conjunctions of the same size
+// and attributes, so that they sit among the ones most like them, or once
+// the run has none left, the next id at the end of the id space. The cost
+// of a batch is the length of the posting lists it touches (a bitmap's
+// words for a dense one) plus a few small copies (a chunk of 256 array
+// elements, a map shard of about len/256 entries, the chunk directories),
+// not the size of the catalog.
 //
-// Deleted conjunction ids are not reused. When they outnumber the live
-// ones (and at least compactMin of them), Update rebuilds the index from
-// scratch, which renumbers everything and drops unused keys; that happens
-// at most once per that many changed conjunctions, so its cost amortizes
-// to O(1) per change.
+// Deleted ids are not reused, and conjunctions added at the end of the id
+// space sit outside Build's clusters, where the walk skips less well.
+// Update rebuilds the index from scratch, renumbering everything and
+// dropping unused keys, when the dead ids outnumber the live ones or the
+// ones added at the end exceed an eighth of them (and compactMin in both
+// cases): at most once per live/8 changed conjunctions, so its cost
+// amortizes to a few conjunctions' worth per change. The rebuild runs in
+// the Update call that crosses the threshold.
 var compactMin = 4096
+
+// needsCompaction reports whether ix should be rebuilt from scratch.
+func (ix *Index) needsCompaction() bool {
+	live := int(ix.live)
+	return int(ix.dead) > max(live, compactMin) || int(ix.nconj-ix.clustered) > max(live/8, compactMin)
+}
 
 // Update returns a new index: ix with the campaigns of upserts added or
 // replaced and the campaigns with the ids in deletes removed. Deletes apply
@@ -69,7 +80,7 @@ func (ix *Index) Update(upserts []*campaign.Campaign, deletes []string) *Index {
 		}
 	}
 	nx := e.finish()
-	if int(nx.dead) > max(int(nx.live), compactMin) {
+	if nx.needsCompaction() {
 		return nx.rebuild(nil)
 	}
 	return nx
@@ -108,6 +119,9 @@ type editor struct {
 	maxK    uint8
 	comp    compiler
 	touched map[uint32]*keyDelta
+	// runNext is old.runNext until the first spare id is taken.
+	runNext  []uint32
+	runOwned bool
 }
 
 // keyDelta is what a batch does to one key's posting lists.
@@ -123,7 +137,7 @@ type kid struct {
 
 type kentr struct {
 	k uint8
-	e entry
+	p uint32 // posting
 }
 
 func newEditor(ix *Index) *editor {
@@ -143,6 +157,7 @@ func newEditor(ix *Index) *editor {
 		dead:    ix.dead,
 		maxK:    ix.maxK,
 		touched: map[uint32]*keyDelta{},
+		runNext: ix.runNext,
 	}
 }
 
@@ -164,24 +179,24 @@ func (e *editor) remove(id string) {
 		return
 	}
 	e.camps.del(id)
-	if r.n == 0 {
+	if len(r.ids) == 0 {
 		return
 	}
 	e.kt.create = false
 	cc := e.comp.campaign(r.c, &e.kt)
-	if uint32(len(cc)) != r.n {
+	if len(cc) != len(r.ids) {
 		panic("BUG: targeting: campaign " + id + " compiles differently than when it was indexed")
 	}
 	for j, cj := range cc {
-		cid := r.first + uint32(j)
+		cid := r.ids[j]
 		for _, p := range e.comp.posts[cj.lo:cj.hi] {
 			d := e.delta(p.key)
 			d.removed = append(d.removed, kid{k: cj.k, id: cid})
 		}
 		e.conjs.set(cid, conjInfo{})
 	}
-	e.live -= r.n
-	e.dead += r.n
+	e.live -= uint32(len(r.ids))
+	e.dead += uint32(len(r.ids))
 }
 
 // add indexes c under fresh conjunction ids.
@@ -193,18 +208,35 @@ func (e *editor) add(c *campaign.Campaign) {
 	}
 	e.kt.create = true
 	cc := e.comp.campaign(c, &e.kt)
-	r.first, r.n = e.nconj, uint32(len(cc))
-	for _, cj := range cc {
-		cid := e.nconj
-		e.nconj++
-		e.conjs.set(cid, conjInfo{c: c, need: cj.need, first: r.first, k: cj.k, multi: len(cc) > 1})
+	r.ids = make([]uint32, len(cc))
+	for j, cj := range cc {
+		cid := e.newID(cj)
+		r.ids[j] = cid
+		ci := newConjInfo(c, cj, len(cc))
+		ci.first = r.ids[0]
+		e.conjs.set(cid, ci)
 		e.maxK = max(e.maxK, cj.k)
 		for _, p := range e.comp.posts[cj.lo:cj.hi] {
 			d := e.delta(p.key)
-			d.added = append(d.added, kentr{k: cj.k, e: p.entry(cid)})
+			d.added = append(d.added, kentr{k: cj.k, p: p.posting(cid)})
 		}
 	}
-	e.live += r.n
+	e.live += uint32(len(r.ids))
+}
+
+// newID picks the id of a new conjunction: a spare id of its run if
+// one is left, so that it sits among the conjunctions most like it,
+// otherwise the next id at the end.
+func (e *editor) newID(cj cconj) uint32 {
+	if run, ok := e.old.runOf[cj.sk.run()]; ok && e.runNext[run] < e.old.runEnd[run] {
+		if !e.runOwned {
+			e.runNext, e.runOwned = slices.Clone(e.runNext), true
+		}
+		e.runNext[run]++
+		return e.runNext[run] - 1
+	}
+	e.nconj++
+	return e.nconj - 1
 }
 
 func (e *editor) finish() *Index {
@@ -216,18 +248,22 @@ func (e *editor) finish() *Index {
 		e.lists.set(key, mergeLists(old, d))
 	}
 	ix := &Index{
-		keys:    e.kt.dict.m,
-		nkeys:   e.kt.n,
-		lists:   e.lists.v,
-		conjs:   e.conjs.v,
-		nconj:   e.nconj,
-		live:    e.live,
-		dead:    e.dead,
-		camps:   e.camps.m,
-		zones:   e.kt.zones,
-		zoneOf:  e.kt.zoneOf,
-		maxK:    e.maxK,
-		updates: e.old.updates + 1,
+		keys:      e.kt.dict.m,
+		nkeys:     e.kt.n,
+		lists:     e.lists.v,
+		conjs:     e.conjs.v,
+		nconj:     e.nconj,
+		clustered: e.old.clustered,
+		runOf:     e.old.runOf,
+		runNext:   e.runNext,
+		runEnd:    e.old.runEnd,
+		live:      e.live,
+		dead:      e.dead,
+		camps:     e.camps.m,
+		zones:     e.kt.zones,
+		zoneOf:    e.kt.zoneOf,
+		maxK:      e.maxK,
+		updates:   e.old.updates + 1,
 	}
 	// Queries index lists and conjs without bounds checks of their own:
 	// make sure every key id and conjunction id has its chunk.
@@ -249,7 +285,9 @@ func mergeLists(old []plist, d *keyDelta) []plist {
 	slices.SortFunc(d.removed, func(x, y kid) int {
 		return cmp.Or(cmp.Compare(x.k, y.k), cmp.Compare(x.id, y.id))
 	})
-	slices.SortStableFunc(d.added, func(x, y kentr) int { return cmp.Compare(x.k, y.k) })
+	slices.SortFunc(d.added, func(x, y kentr) int {
+		return cmp.Or(cmp.Compare(x.k, y.k), cmp.Compare(x.p, y.p))
+	})
 	out := make([]plist, 0, len(old)+1)
 	rm, ad := d.removed, d.added
 	oi := 0
@@ -265,9 +303,9 @@ func mergeLists(old []plist, d *keyDelta) []plist {
 		if len(ad) > 0 {
 			k = min(k, ad[0].k)
 		}
-		var ents []entry
+		var cur plist
 		if oi < len(old) && old[oi].k == k {
-			ents = old[oi].ents
+			cur = old[oi]
 			oi++
 		}
 		nr := 0
@@ -279,30 +317,50 @@ func mergeLists(old []plist, d *keyDelta) []plist {
 			na++
 		}
 		if nr == 0 && na == 0 {
-			out = append(out, plist{k: k, ents: ents})
+			out = append(out, cur)
 			continue
 		}
-		ne := make([]entry, 0, max(len(ents)-nr, 0)+na)
-		r := rm[:nr]
-		for _, x := range ents {
-			for len(r) > 0 && r[0].id < x.id>>1 {
-				r = r[1:]
-			}
-			if len(r) > 0 && r[0].id == x.id>>1 {
-				continue
-			}
-			ne = append(ne, x)
-		}
+		var addIn, addNeg []uint32
 		for _, x := range ad[:na] {
-			ne = append(ne, x.e)
+			if x.p&1 == 1 {
+				addIn = append(addIn, x.p>>1)
+			} else {
+				addNeg = append(addNeg, x.p>>1)
+			}
 		}
+		np := cur.editIn(rm[:nr], addIn)
+		np.k = k
+		np.neg = mergeIDs(cur.neg, rm[:nr], addNeg)
 		rm, ad = rm[nr:], ad[na:]
-		if len(ne) > 0 {
-			out = append(out, plist{k: k, ents: ne})
+		if np.hasIn() || len(np.neg) > 0 {
+			out = append(out, np)
 		}
 	}
 	if len(out) == 0 {
 		return nil
 	}
 	return out
+}
+
+// mergeIDs returns ids (ascending) without the conjunctions in rm and
+// with those of add, both ascending.
+func mergeIDs(ids []uint32, rm []kid, add []uint32) []uint32 {
+	if len(ids) == 0 && len(add) == 0 {
+		return nil
+	}
+	out := make([]uint32, 0, len(ids)+len(add))
+	for _, id := range ids {
+		for len(rm) > 0 && rm[0].id < id {
+			rm = rm[1:]
+		}
+		if len(rm) > 0 && rm[0].id == id {
+			continue
+		}
+		for len(add) > 0 && add[0] < id {
+			out = append(out, add[0])
+			add = add[1:]
+		}
+		out = append(out, id)
+	}
+	return append(out, add...)
 }
