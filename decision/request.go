@@ -90,12 +90,8 @@ func ReleaseRequest(r *Request) {
 
 // Reset clears r, keeping its slices' capacity.
 func (r *Request) Reset() {
-	slots := r.Slots[:0]
-	for i := range r.Slots[:cap(r.Slots)] {
-		r.Slots[:cap(r.Slots)][i].Sizes = r.Slots[:cap(r.Slots)][i].Sizes[:0]
-	}
 	*r = Request{
-		Slots:          slots,
+		Slots:          r.Slots[:0], // AddSlot clears each reused slot
 		Segments:       r.Segments[:0],
 		Keywords:       r.Keywords[:0],
 		Deals:          r.Deals[:0],

@@ -40,6 +40,9 @@ go vet ./...
 echo "== go test -race"
 go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/adserver-test.log
 
+echo "== allocation pins (without -race, where allocation counts are meaningful)"
+go test -count=1 -run 'Alloc' ./... 2>&1 | grep -v 'no test files' | tee -a /tmp/adserver-alloc.log
+
 echo "== fuzz (short, fixed time per target)"
 grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
   dir=$(dirname "$f")

@@ -4,7 +4,6 @@ import (
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
-	"strconv"
 
 	"github.com/adserver/adserver/campaign"
 	"github.com/valyala/fasthttp"
@@ -106,5 +105,3 @@ func serverErrorHandler(ctx *fasthttp.RequestCtx, err error) {
 		writeError(ctx, fasthttp.StatusBadRequest, "bad_request", "cannot parse the HTTP request: "+err.Error(), "")
 	}
 }
-
-func itoa(n int) string { return strconv.Itoa(n) }
