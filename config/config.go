@@ -45,6 +45,18 @@ type Config struct {
 	Admin    Listener
 	EventLog EventLog
 	Shipper  Shipper
+	Pacing   Pacing
+}
+
+// Pacing holds the budget pacer's settings.
+type Pacing struct {
+	// Nodes is the number of nodes sharing every budget; 0 counts the
+	// nodes heard on adserver.spend.
+	Nodes             int
+	ControlInterval   time.Duration
+	ReservationExpiry time.Duration
+	// DedupEntries bounds the beacon de-duplication cache (event ids).
+	DedupEntries int64
 }
 
 // Listener is the limits of one HTTP listener.
@@ -94,6 +106,7 @@ func Default() Config {
 		},
 		EventLog: EventLog{FsyncInterval: 100 * time.Millisecond, MaxBytes: 10 << 30, SegmentBytes: 64 << 20},
 		Shipper:  Shipper{BatchRows: 10000, BatchInterval: time.Second},
+		Pacing:   Pacing{ControlInterval: 5 * time.Second, ReservationExpiry: time.Minute, DedupEntries: 1_000_000},
 	}
 }
 
@@ -106,7 +119,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.StringVar(&c.Kafka, "kafka", c.Kafka, `Kafka broker list host:port[,host:port...], or "embedded" to run an in-process broker with its data under -data-dir`)
 	fs.IntVar(&c.KafkaPartitions, "kafka-partitions", c.KafkaPartitions, "partitions of the topics this node creates when they are missing")
 	fs.StringVar(&c.EmbeddedKafkaListen, "embedded-kafka-listen", c.EmbeddedKafkaListen, "address of the embedded Kafka broker, so other nodes and kcat can reach it")
-	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse native-protocol address")
+	fs.StringVar(&c.ClickHouse, "clickhouse", c.ClickHouse, "ClickHouse native-protocol address; \"off\" keeps events in the local log only (bounded by -eventlog.max-bytes) and disables reports")
 	fs.StringVar(&c.ClickHouseDatabase, "clickhouse-database", c.ClickHouseDatabase, "ClickHouse database for events and reports")
 	fs.StringVar(&c.DataDir, "data-dir", c.DataDir, "directory for the event log, the embedded broker's data and generated secrets")
 	fs.StringVar(&c.AdminToken, "admin-token", c.AdminToken, "bearer token for management writes and debug requests; empty: generate one and keep it in <data-dir>/admin-token")
@@ -125,6 +138,10 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.Int64Var(&c.EventLog.SegmentBytes, "eventlog.segment-bytes", c.EventLog.SegmentBytes, "size at which the event log rolls to a new segment file")
 	fs.IntVar(&c.Shipper.BatchRows, "shipper.batch-rows", c.Shipper.BatchRows, "rows per ClickHouse insert")
 	fs.DurationVar(&c.Shipper.BatchInterval, "shipper.batch-interval", c.Shipper.BatchInterval, "longest wait before a partial batch is inserted")
+	fs.IntVar(&c.Pacing.Nodes, "pacing.nodes", c.Pacing.Nodes, "nodes sharing every budget (each may spend 1/n of what remains near exhaustion); 0: count the nodes heard on adserver.spend")
+	fs.DurationVar(&c.Pacing.ControlInterval, "pacing.control-interval", c.Pacing.ControlInterval, "how often the pacing controller updates pass rates and expires reservations")
+	fs.DurationVar(&c.Pacing.ReservationExpiry, "pacing.reservation-expiry", c.Pacing.ReservationExpiry, "how long a decision's reserved cost counts against its budget when no beacon charges it")
+	fs.Int64Var(&c.Pacing.DedupEntries, "events.dedup-entries", c.Pacing.DedupEntries, "event ids remembered to drop repeated beacons (about 100 bytes each)")
 	return fs
 }
 
@@ -228,7 +245,9 @@ func (c *Config) Validate() error {
 	}
 	addr("listen", c.Listen)
 	addr("admin-listen", c.AdminListen)
-	addr("clickhouse", c.ClickHouse)
+	if c.ClickHouse != "off" {
+		addr("clickhouse", c.ClickHouse)
+	}
 	if c.Kafka != "embedded" {
 		for _, b := range strings.Split(c.Kafka, ",") {
 			addr("kafka", strings.TrimSpace(b))
@@ -264,6 +283,18 @@ func (c *Config) Validate() error {
 	}
 	if c.ApplyWait <= 0 {
 		bad("apply-wait", "must be > 0")
+	}
+	if c.Pacing.Nodes < 0 {
+		bad("pacing.nodes", "must be >= 0")
+	}
+	if c.Pacing.ControlInterval < 100*time.Millisecond || c.Pacing.ControlInterval > time.Minute {
+		bad("pacing.control-interval", "must be 100ms..1m")
+	}
+	if c.Pacing.ReservationExpiry < time.Second || c.Pacing.ReservationExpiry > time.Hour {
+		bad("pacing.reservation-expiry", "must be 1s..1h")
+	}
+	if c.Pacing.DedupEntries < 1000 {
+		bad("events.dedup-entries", "must be at least 1000")
 	}
 	switch c.LogLevel {
 	case "debug", "info", "warn", "error":

@@ -27,19 +27,31 @@ type Pacer interface {
 	// Reserve holds the expected cost of one ad about to be served; it
 	// returns false when that would pass the budget.
 	Reserve(c *campaign.Campaign, cost campaign.Micros, now time.Time) bool
+	// Observe counts one ad request for placementID at now (the traffic
+	// profile that shapes even pacing).
+	Observe(placementID string, now time.Time)
 }
 
 // Capper applies frequency caps; nil means none.
 type Capper interface {
 	// Allows reports whether userID may see c once more at now.
 	Allows(userID string, c *campaign.Campaign, now time.Time) bool
+	// Record counts one exposure of userID to c at now; the engine calls
+	// it for every ad it serves to a capped campaign.
+	Record(userID string, c *campaign.Campaign, now time.Time)
 }
 
-// Switches is the operators' kill-switch state the engine obeys.
+// Switches is the operators' kill-switch state (DESIGN.md section 3). The
+// engine obeys Serving and the pauses; the tracking handlers obey Charging;
+// the decision log obeys DecisionLogSample. A nil *Switches means all on.
 type Switches struct {
 	Serving           bool
+	Charging          bool
 	PausedCampaigns   map[string]bool
 	PausedAdvertisers map[string]bool
+	// DecisionLogSample is the share of decisions shipped to the
+	// decision log, in [0, 1].
+	DecisionLogSample float64
 }
 
 // URLKind names a tracking URL of an ad.
@@ -114,6 +126,9 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		res.NoFill = NoFillServingOff
 		return
 	}
+	if e.Pacer != nil && req.PlacementID != "" {
+		e.Pacer.Observe(req.PlacementID, now)
+	}
 	pl := cat.Placements[req.PlacementID]
 	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
 		res.NoFill = NoFillDeadline
@@ -177,12 +192,15 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	}
 	for _, w := range wins {
 		c := w.Candidate.Campaign
-		if e.Pacer != nil && !req.Test {
+		if e.Pacer != nil && !req.Test && (sw == nil || sw.Charging) {
 			cost := expectedCost(c, w)
 			if !e.Pacer.Reserve(c, cost, now) {
 				res.exclude(c, w.SlotID, StagePacing, "budget_exhausted")
 				continue
 			}
+		}
+		if e.Capper != nil && c.FrequencyCap != nil && !req.Test {
+			e.Capper.Record(req.UserID, c, now)
 		}
 		res.addAd(req, w)
 	}

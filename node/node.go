@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/adserver/adserver/auction"
@@ -18,6 +19,9 @@ import (
 	"github.com/adserver/adserver/config"
 	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/events"
+	"github.com/adserver/adserver/events/clickhouse"
+	"github.com/adserver/adserver/pacing"
+	"github.com/adserver/adserver/pacing/spendsync"
 	"github.com/adserver/adserver/server"
 	"github.com/adserver/adserver/targeting/feed"
 )
@@ -31,6 +35,13 @@ type Node struct {
 	Engine  *decision.Engine
 	Signer  *events.Signer
 	Kafka   *bus.Client
+	// Events is the durable local event log; Recorder writes to it and
+	// Shipper (nil with -clickhouse off) drains it into ClickHouse.
+	Events   *events.Log
+	Recorder *events.Recorder
+	Shipper  *clickhouse.Shipper
+	Pacer    *pacing.Pacer
+	Spend    *spendsync.Sync
 	// Brokers is the Kafka address in use (the embedded broker's when
 	// -kafka embedded).
 	Brokers string
@@ -39,6 +50,10 @@ type Node struct {
 	embedded *bus.Embedded
 	cancel   context.CancelFunc
 	errc     chan error
+	// bg counts the background loops that must end before the log closes.
+	bg sync.WaitGroup
+	// shipCancel stops the shipper, which outlives the other loops at Stop.
+	shipCancel context.CancelFunc
 }
 
 // Start brings a node up. It returns once both listeners accept
@@ -85,8 +100,16 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err != nil {
 		return nil, err
 	}
-	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed)}
-	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log}
+	if err := n.startPacing(ctx); err != nil {
+		return nil, err
+	}
+	if err := n.startEvents(ctx); err != nil {
+		return nil, err
+	}
+	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed),
+		Pacer: pacerAdapter{n.Pacer}, Capper: capperAdapter{n.Pacer}}
+	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log,
+		ReadyChecks: []func() error{n.spendReady}}
 	if err := n.Server.Listen(n.Secrets.AdminToken); err != nil {
 		return nil, err
 	}
@@ -96,7 +119,10 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}
 	signer.MaxAge = cfg.BeaconExpiry
 	n.Signer = signer
-	n.Engine.Sign = server.TrackingSigner(signer, publicURL(cfg.PublicURL, n.Server.ServingAddr()))
+	public := publicURL(cfg.PublicURL, n.Server.ServingAddr())
+	n.Engine.Sign = server.TrackingSigner(signer, public)
+	n.Server.Tracker = &server.Tracker{Signer: signer, Recorder: n.Recorder, CTR: ctr,
+		PublicURL: public, Switches: n.Server.CurrentSwitches}
 	n.Server.Serve()
 	go func() {
 		if err := <-n.Server.Err(); err != nil {
@@ -112,19 +138,39 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 // Err receives an error if a part of the node fails for good.
 func (n *Node) Err() <-chan error { return n.errc }
 
-// WaitReady blocks until the node is ready or ctx is done.
-func (n *Node) WaitReady(ctx context.Context) error { return n.Feed.WaitReady(ctx) }
+// WaitReady blocks until the node is ready (catalog and spend replayed) or
+// ctx is done.
+func (n *Node) WaitReady(ctx context.Context) error {
+	if err := n.Feed.WaitReady(ctx); err != nil {
+		return err
+	}
+	return n.Spend.WaitReady(ctx)
+}
 
 // Drain marks the node not ready while it keeps serving.
 func (n *Node) Drain() { n.Server.Drain() }
 
-// Stop stops accepting, finishes in-flight requests (bounded by ctx), and
-// closes everything the node started.
+// Stop stops accepting, finishes in-flight requests (bounded by ctx),
+// fsyncs the event log, gives the shipper until ctx is done to deliver
+// what the log holds (what it cannot deliver stays in the log for the next
+// start), publishes this node's last spend, and closes everything the node
+// started.
 func (n *Node) Stop(ctx context.Context) error {
 	var errs []error
 	if n.Server != nil {
 		if err := n.Server.Shutdown(ctx); err != nil {
 			errs = append(errs, err)
+		}
+	}
+	if n.Events != nil {
+		if err := n.Events.Sync(); err != nil {
+			errs = append(errs, fmt.Errorf("event log fsync: %w", err))
+		}
+		if n.Shipper != nil {
+			if err := n.Shipper.WaitShipped(ctx, n.Events.LastSeq()); err != nil {
+				n.log.Warn("stopping before every event reached ClickHouse; the rest ships at the next start",
+					"error", err)
+			}
 		}
 	}
 	n.close()
@@ -134,6 +180,27 @@ func (n *Node) Stop(ctx context.Context) error {
 func (n *Node) close() {
 	if n.cancel != nil {
 		n.cancel()
+	}
+	if n.shipCancel != nil {
+		n.shipCancel()
+	}
+	n.bg.Wait()
+	if n.Events != nil {
+		if err := n.Events.Close(); err != nil {
+			n.log.Error("closing the event log", "error", err)
+		}
+		n.Events = nil
+	}
+	if n.Recorder != nil {
+		n.Recorder.Close()
+		n.Recorder = nil
+	}
+	if n.Spend != nil {
+		n.Spend.Close()
+	}
+	if n.Pacer != nil {
+		n.Pacer.Close()
+		n.Pacer = nil
 	}
 	if n.embedded != nil {
 		// Give readers a moment to see the cancel before the broker goes.

@@ -23,7 +23,15 @@ const testToken = "test-admin-token-0123456789"
 // the embedded broker.
 func startNode(t *testing.T, dataDir, brokers string) *Node {
 	t.Helper()
+	return startNodeWith(t, dataDir, brokers, nil)
+}
+
+// startNodeWith is startNode with a chance to change the config. Events
+// stay in the local log (-clickhouse off) unless edit sets ClickHouse.
+func startNodeWith(t *testing.T, dataDir, brokers string, edit func(*config.Config)) *Node {
+	t.Helper()
 	cfg := config.Default()
+	cfg.ClickHouse = "off"
 	cfg.Listen = "127.0.0.1:0"
 	cfg.AdminListen = "127.0.0.1:0"
 	cfg.EmbeddedKafkaListen = "127.0.0.1:0"
@@ -33,6 +41,9 @@ func startNode(t *testing.T, dataDir, brokers string) *Node {
 	cfg.Drain = 0
 	if brokers != "" {
 		cfg.Kafka = brokers
+	}
+	if edit != nil {
+		edit(&cfg)
 	}
 	if err := cfg.Validate(); err != nil {
 		t.Fatal(err)
@@ -90,7 +101,7 @@ const advertiserJSON = `{"id":"adv-1","name":"Acme","api_key":"acme-key-01234567
 func campaignJSON(id string, bid string) string {
 	return fmt.Sprintf(`{"id":%q,"advertiser_id":"adv-1","status":"active",
  "start":"2026-01-01T00:00:00Z","end":"2030-01-01T00:00:00Z","timezone":"Asia/Seoul",
- "budget":{"daily":100.0,"total":5000.0},"pacing":"even","bid":{"model":"cpm","amount":%s},
+ "budget":{"daily":100.0,"total":5000.0},"pacing":"asap","bid":{"model":"cpm","amount":%s},
  "targeting":{"any":[{"all":[{"attr":"country","in":["KR","US"]}]}]},
  "creatives":[{"id":"cr-1","format":"banner","w":300,"h":250,"html":"<a href='{{CLICK_URL}}'>x</a>","landing_url":"https://example.com/"}]}`, id, bid)
 }

@@ -37,6 +37,10 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.catalogItem(ctx, bus.TopicPlacements, strings.TrimPrefix(path, "/v1/placements/"))
 	case strings.HasPrefix(path, "/v1/advertisers/"):
 		s.catalogItem(ctx, bus.TopicAdvertisers, strings.TrimPrefix(path, "/v1/advertisers/"))
+	case path == "/v1/reports" && s.Reports != nil:
+		s.Reports(ctx)
+	case (path == "/dashboard" || strings.HasPrefix(path, "/dashboard/")) && s.Dashboard != nil:
+		s.Dashboard(ctx)
 	case path == "/healthz":
 		ctx.SetBodyString("ok\n")
 	default:

@@ -37,6 +37,11 @@ type Server struct {
 	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Tracker answers the tracking endpoints; nil answers 404.
+	Tracker *Tracker
+	// Reports and Dashboard serve GET /v1/reports and /dashboard/ on the
+	// management listener (the reports package); nil answers 404.
+	Reports, Dashboard fasthttp.RequestHandler
 	// ReadyChecks must all pass for /readyz to answer 200 (the catalog
 	// feed's readiness is always checked).
 	ReadyChecks []func() error

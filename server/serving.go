@@ -1,6 +1,8 @@
 package server
 
 import (
+	"github.com/adserver/adserver/decision"
+	"github.com/adserver/adserver/events"
 	"github.com/valyala/fasthttp"
 )
 
@@ -12,6 +14,18 @@ func (s *Server) serveServing(ctx *fasthttp.RequestCtx) {
 		s.handleAd(ctx)
 	case "/openrtb2/bid":
 		s.handleOpenRTB(ctx)
+	case PathImpression:
+		s.track(ctx, events.TypeImpression)
+	case PathClick:
+		s.track(ctx, events.TypeClick)
+	case PathConversion:
+		s.track(ctx, events.TypeConversion)
+	case PathWin:
+		s.track(ctx, events.TypeWin)
+	case PathBilling:
+		s.track(ctx, events.TypeBilling)
+	case PathLoss:
+		s.track(ctx, events.TypeLoss)
 	case "/healthz":
 		ctx.SetContentType("text/plain")
 		ctx.SetBodyString("ok\n")
@@ -26,3 +40,15 @@ func (s *Server) serveServing(ctx *fasthttp.RequestCtx) {
 		writeError(ctx, fasthttp.StatusNotFound, "not_found", "no such endpoint on the serving listener", "")
 	}
 }
+
+func (s *Server) track(ctx *fasthttp.RequestCtx, t events.Type) {
+	if s.Tracker == nil {
+		writeError(ctx, fasthttp.StatusNotFound, "not_found", "event tracking is not enabled on this node", "")
+		return
+	}
+	s.Tracker.Serve(ctx, t)
+}
+
+// CurrentSwitches returns the operators' switches now in force (nil: all
+// on).
+func (s *Server) CurrentSwitches() *decision.Switches { return s.switches() }

@@ -1,11 +1,15 @@
 package server
 
 import (
+	"net/url"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/events"
+	"github.com/valyala/fasthttp"
 )
 
 // Tracking endpoint paths on the serving listener.
@@ -72,4 +76,141 @@ func TrackingSigner(s *events.Signer, publicURL string) decision.Signer {
 		}
 		return s.AppendURL(dst, bases[kind], &b)
 	}
+}
+
+// ConversionParam is the query parameter a click's redirect adds to the
+// landing URL: the signed conversion postback URL for that click. The
+// advertiser calls it (GET) when the visitor converts.
+const ConversionParam = "adserver_conv"
+
+// Tracker answers the tracking endpoints of the serving listener. Set its
+// fields before the first request; it is then safe for concurrent use.
+type Tracker struct {
+	Signer   *events.Signer
+	Recorder *events.Recorder
+	// CTR learns from recorded impressions and clicks; nil: no learning.
+	CTR *auction.CTRModel
+	// PublicURL is this node's public base URL, for conversion postbacks.
+	PublicURL string
+	// Switches returns the operators' switches (nil: all on). With
+	// charging off, beacons are recorded but charge nothing.
+	Switches func() *decision.Switches
+	// NoCharge, when set, reports whether a user's events must not charge
+	// (flagged by abuse detection).
+	NoCharge func(userID string, now time.Time) bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+}
+
+var (
+	beaconWrongEndpoint = metrics.NewCounter(`adserver_beacon_rejected_total{reason="wrong_endpoint"}`)
+	beaconLogFailed     = metrics.NewCounter(`adserver_beacon_failed_total{reason="event_log"}`)
+	beaconUncharged     = metrics.NewCounter(`adserver_beacon_uncharged_total`)
+	beaconRecorded      [7]*metrics.Counter
+	beaconDuplicate     [7]*metrics.Counter
+)
+
+func init() {
+	for t := events.TypeImpression; t <= events.TypeLoss; t++ {
+		beaconRecorded[t] = metrics.NewCounter(`adserver_beacon_requests_total{type="` + t.String() + `",result="recorded"}`)
+		beaconDuplicate[t] = metrics.NewCounter(`adserver_beacon_requests_total{type="` + t.String() + `",result="duplicate"}`)
+	}
+}
+
+// Serve answers a tracking request of type want: it verifies the beacon,
+// records it once (de-duplicated by event id), charges it and answers 204,
+// or for a click 302 to the signed landing URL.
+//
+// Errors: 405 for a method other than GET or HEAD; 400 for a malformed
+// beacon, a beacon of another type than the endpoint's, or a price above
+// the signed ceiling; 403 for a forged signature or an unknown key; 410 for
+// an expired beacon; 503 when the event log refuses the event (nothing is
+// recorded or charged, so the caller may retry). A repeated beacon is
+// answered as the first one was, and records and charges nothing.
+func (t *Tracker) Serve(ctx *fasthttp.RequestCtx, want events.Type) {
+	if !ctx.IsGet() && !ctx.IsHead() {
+		methodNotAllowed(ctx, "GET, HEAD")
+		return
+	}
+	now := time.Now()
+	if t.Now != nil {
+		now = t.Now()
+	}
+	b, err := t.Signer.Verify(ctx.QueryArgs(), now)
+	if err != nil {
+		ve, _ := err.(*events.VerifyError)
+		status := fasthttp.StatusBadRequest
+		switch ve.Reason {
+		case events.ReasonForged, events.ReasonUnknownKey:
+			status = fasthttp.StatusForbidden
+		case events.ReasonExpired:
+			status = fasthttp.StatusGone
+		}
+		writeError(ctx, status, "beacon_"+string(ve.Reason), ve.Message, ve.Field)
+		return
+	}
+	if b.Type != want {
+		beaconWrongEndpoint.Inc()
+		writeError(ctx, fasthttp.StatusBadRequest, "beacon_wrong_endpoint",
+			"this is a "+b.Type.String()+" beacon; send it to its own endpoint", "e")
+		return
+	}
+	if b.Charge != events.ChargeNone && !t.charging(b.UserID, now) {
+		b.Charge = events.ChargeNone
+		beaconUncharged.Inc()
+	}
+	res, err := t.Recorder.Record(&b)
+	if err != nil {
+		beaconLogFailed.Inc()
+		ctx.Response.Header.Set("Retry-After", "1")
+		writeError(ctx, fasthttp.StatusServiceUnavailable, "event_log_unavailable",
+			"the event could not be stored; nothing was recorded or charged, retry later", "")
+		return
+	}
+	if res == events.Recorded {
+		beaconRecorded[b.Type].Inc()
+		if t.CTR != nil && !b.Test {
+			switch b.Type {
+			case events.TypeImpression:
+				t.CTR.RecordImpression(b.CreativeID, b.PlacementID)
+			case events.TypeClick:
+				t.CTR.RecordClick(b.CreativeID, b.PlacementID)
+			}
+		}
+	} else {
+		beaconDuplicate[b.Type].Inc()
+	}
+	if b.Type == events.TypeClick && b.Redirect != "" {
+		ctx.Response.Header.Set("Location", t.landingURL(&b))
+		ctx.Response.Header.Set("Cache-Control", "no-store")
+		ctx.SetStatusCode(fasthttp.StatusFound)
+		return
+	}
+	ctx.Response.Header.Set("Cache-Control", "no-store")
+	ctx.SetStatusCode(fasthttp.StatusNoContent)
+}
+
+// charging reports whether events of userID charge now.
+func (t *Tracker) charging(userID string, now time.Time) bool {
+	if t.Switches != nil {
+		if sw := t.Switches(); sw != nil && !sw.Charging {
+			return false
+		}
+	}
+	return t.NoCharge == nil || !t.NoCharge(userID, now)
+}
+
+// landingURL is the click's signed landing URL with the conversion
+// postback for this click added as ConversionParam.
+func (t *Tracker) landingURL(click *events.Beacon) string {
+	u, err := url.Parse(click.Redirect)
+	if err != nil || t.PublicURL == "" {
+		return click.Redirect
+	}
+	conv := click.Conversion()
+	postback := t.Signer.AppendURL(nil, t.PublicURL+PathConversion, &conv)
+	q := u.Query()
+	q.Set(ConversionParam, string(postback))
+	u.RawQuery = q.Encode()
+	return u.String()
 }
