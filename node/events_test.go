@@ -21,7 +21,7 @@ import (
 // testClickHouse returns the ClickHouse address the tests use and a fresh
 // database name, dropped at the end of the test. A missing server fails the
 // test: CI starts one with scripts/clickhouse.sh.
-func testClickHouse(t *testing.T) (addr, db string) {
+func testClickHouse(t testing.TB) (addr, db string) {
 	t.Helper()
 	addr = os.Getenv("ADSERVER_TEST_CLICKHOUSE")
 	if addr == "" {

@@ -106,6 +106,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	if err := n.startEvents(ctx); err != nil {
 		return nil, err
 	}
+	n.bg.Add(1)
+	go func() {
+		defer n.bg.Done()
+		n.campaignMetrics(ctx, 10*time.Second)
+	}()
 	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed),
 		Pacer: pacerAdapter{n.Pacer}, Capper: capperAdapter{n.Pacer}}
 	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log,

@@ -28,7 +28,7 @@ func startNode(t *testing.T, dataDir, brokers string) *Node {
 
 // startNodeWith is startNode with a chance to change the config. Events
 // stay in the local log (-clickhouse off) unless edit sets ClickHouse.
-func startNodeWith(t *testing.T, dataDir, brokers string, edit func(*config.Config)) *Node {
+func startNodeWith(t testing.TB, dataDir, brokers string, edit func(*config.Config)) *Node {
 	t.Helper()
 	cfg := config.Default()
 	cfg.ClickHouse = "off"
@@ -62,7 +62,7 @@ func startNodeWith(t *testing.T, dataDir, brokers string, edit func(*config.Conf
 	return n
 }
 
-func stopNode(t *testing.T, n *Node) {
+func stopNode(t testing.TB, n *Node) {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	if err := n.Stop(ctx); err != nil {
