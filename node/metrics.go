@@ -4,10 +4,13 @@ import (
 	"context"
 	"sort"
 	"strconv"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/adserver/adserver/campaign"
+	"github.com/adserver/adserver/events"
 )
 
 // campaignMetricsTop bounds the cardinality of the per-campaign pacing
@@ -83,7 +86,7 @@ func (n *Node) campaignMetricsSet(now time.Time) *metrics.Set {
 		l := `{campaign_id="` + escapeLabel(r.id) + `"}`
 		gauge(`adserver_campaign_spend_today_micros`+l, float64(r.spend))
 		gauge(`adserver_campaign_budget_daily_micros`+l, float64(r.daily))
-		gauge(`adserver_campaign_pass_rate`+l, r.pass)
+		gauge(`adserver_pacing_throttle_ratio`+l, 1-r.pass)
 	}
 	return s
 }
@@ -92,4 +95,61 @@ func (n *Node) campaignMetricsSet(now time.Time) *metrics.Set {
 func escapeLabel(s string) string {
 	q := strconv.Quote(s)
 	return q[1 : len(q)-1]
+}
+
+// unshippedSource feeds adserver_eventlog_unshipped_records: records
+// appended since this process started and not yet confirmed in ClickHouse.
+// (Sequence numbers jump at a restart, so records left over from before it
+// are not counted here; adserver_eventlog_bytes covers them.)
+type unshippedSource struct {
+	l     *events.Log
+	start uint64
+}
+
+// liveUnshipped is read by the gauge; the latest node in the process wins
+// (tests start several).
+var liveUnshipped atomic.Pointer[unshippedSource]
+
+var _ = metrics.NewGauge(`adserver_eventlog_unshipped_records`, func() float64 {
+	u := liveUnshipped.Load()
+	if u == nil {
+		return 0
+	}
+	last, acked := u.l.LastSeq(), max(u.l.Acked().Seq, u.start)
+	if last <= acked {
+		return 0
+	}
+	return float64(last - acked)
+})
+
+// campaignSpend counts charged micros per campaign for
+// adserver_campaign_spend_micros_total, with at most spendSeriesMax
+// campaigns getting their own series (the first ones charged); the rest
+// count under campaign_id="other". Lookups are lock-free once a campaign
+// has its counter.
+type campaignSpend struct {
+	byID  sync.Map // campaign id -> *metrics.Counter
+	n     atomic.Int64
+	other *metrics.Counter
+}
+
+const spendSeriesMax = 200
+
+var spendCounters = &campaignSpend{other: metrics.NewCounter(`adserver_campaign_spend_micros_total{campaign_id="other"}`)}
+
+func (cs *campaignSpend) add(id string, micros int64) {
+	if c, ok := cs.byID.Load(id); ok {
+		c.(*metrics.Counter).AddInt64(micros)
+		return
+	}
+	if cs.n.Add(1) > spendSeriesMax {
+		cs.n.Add(-1)
+		cs.other.AddInt64(micros)
+		return
+	}
+	c, loaded := cs.byID.LoadOrStore(id, metrics.GetOrCreateCounter(`adserver_campaign_spend_micros_total{campaign_id="`+escapeLabel(id)+`"}`))
+	if loaded {
+		cs.n.Add(-1)
+	}
+	c.(*metrics.Counter).AddInt64(micros)
 }

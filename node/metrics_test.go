@@ -63,6 +63,7 @@ func TestMetricsMove(t *testing.T) {
 		`adserver_events_recorded_total`,
 		`adserver_events_charged_micros_total`,
 		`adserver_eventlog_appended_records_total`,
+		`adserver_campaign_spend_micros_total{campaign_id="c-1"}`,
 	}
 	for _, name := range moved {
 		if after[name] <= before[name] {
@@ -82,7 +83,8 @@ func TestMetricsMove(t *testing.T) {
 	set := n.campaignMetricsSet(time.Now())
 	var buf bytes.Buffer
 	set.WritePrometheus(&buf)
-	for _, want := range []string{`adserver_campaign_spend_today_micros{campaign_id="c-1"} `, `adserver_pacing_campaigns{state="known"} 1`} {
+	for _, want := range []string{`adserver_campaign_spend_today_micros{campaign_id="c-1"} `,
+		`adserver_pacing_throttle_ratio{campaign_id="c-1"} 0`, `adserver_pacing_campaigns{state="known"} 1`} {
 		if !strings.Contains(buf.String(), want) {
 			t.Errorf("campaign metrics lack %q:\n%s", want, buf.String())
 		}

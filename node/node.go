@@ -51,7 +51,8 @@ type Node struct {
 	cancel   context.CancelFunc
 	errc     chan error
 	// bg counts the background loops that must end before the log closes.
-	bg sync.WaitGroup
+	bg        sync.WaitGroup
+	unshipped *unshippedSource
 	// shipCancel stops the shipper, which outlives the other loops at Stop.
 	shipCancel context.CancelFunc
 }
@@ -190,6 +191,7 @@ func (n *Node) close() {
 		n.shipCancel()
 	}
 	n.bg.Wait()
+	liveUnshipped.CompareAndSwap(n.unshipped, nil)
 	if n.Events != nil {
 		if err := n.Events.Close(); err != nil {
 			n.log.Error("closing the event log", "error", err)

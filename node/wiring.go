@@ -110,6 +110,8 @@ func (n *Node) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	n.unshipped = &unshippedSource{l: l, start: l.LastSeq()}
+	liveUnshipped.Store(n.unshipped)
 	// The shipper has its own context: at Stop it keeps shipping until the
 	// log is delivered or Stop's deadline passes.
 	sctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
@@ -129,6 +131,7 @@ type charger struct{ p *pacing.Pacer }
 
 func (c charger) Charge(campaignID string, cost int64, at time.Time) {
 	c.p.Charge(campaignID, campaign.Micros(cost), at)
+	spendCounters.add(campaignID, cost)
 }
 
 // pacerAdapter adapts the pacer to decision.Pacer. The reservation handle

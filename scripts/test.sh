@@ -59,9 +59,9 @@ grep -rl --include='*_test.go' '^func Fuzz' . | while read -r f; do
   done
 done
 
-if ls deploy/*rules*.yml >/dev/null 2>&1; then
-  echo "== promtool"
-  promtool check rules deploy/*rules*.yml
+echo "== promtool (alerting rules and their unit tests)"
+if ! { promtool check rules deploy/alerts.yml && promtool test rules deploy/alerts_test.yml; }; then
+  echo "FAIL	deploy/alerts.yml (promtool)" | tee -a /tmp/adserver-test.log
 fi
 
 echo "== summary"

@@ -37,6 +37,8 @@ func (s *Server) serveAdmin(ctx *fasthttp.RequestCtx) {
 		s.catalogItem(ctx, bus.TopicPlacements, strings.TrimPrefix(path, "/v1/placements/"))
 	case strings.HasPrefix(path, "/v1/advertisers/"):
 		s.catalogItem(ctx, bus.TopicAdvertisers, strings.TrimPrefix(path, "/v1/advertisers/"))
+	case path == "/v1/switches":
+		s.serveSwitches(ctx)
 	case path == "/v1/reports" && s.Reports != nil:
 		s.Reports(ctx)
 	case (path == "/dashboard" || strings.HasPrefix(path, "/dashboard/")) && s.Dashboard != nil:

@@ -61,11 +61,20 @@ func (s *Server) now() time.Time {
 	return time.Now()
 }
 
+// switches returns the kill switches in force: the Switches override if
+// set, else those of the feed's current snapshot (one atomic load, no lock).
+// It never returns nil; the result is shared and must not be modified.
 func (s *Server) switches() *decision.Switches {
-	if s.Switches == nil {
-		return nil
+	var sw *decision.Switches
+	if s.Switches != nil {
+		sw = s.Switches()
+	} else {
+		sw = s.Feed.Snapshot().Switches
 	}
-	return s.Switches()
+	if sw == nil {
+		return feed.DefaultSwitches()
+	}
+	return sw
 }
 
 func (s *Server) log() *slog.Logger {

@@ -4,7 +4,7 @@
 //	adctl [-admin URL] [-token T] campaigns put FILE... | get ID | list [-advertiser ID] | delete ID
 //	adctl placements put FILE... | get ID
 //	adctl advertisers put FILE... | get ID
-//	adctl switches get | set KEY=VALUE...
+//	adctl switch get | set serving=on|off charging=on|off sample=F pause-campaign=ID unpause-campaign=ID pause-advertiser=ID ...
 //	adctl reports [-from D] [-to D] [-group-by day,campaign] [-format json|csv]
 //
 // A FILE holds one JSON object, or a JSON array of objects, each with its
@@ -22,6 +22,7 @@ import (
 	"net/http"
 	"net/url"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 )
@@ -30,7 +31,8 @@ const usage = `usage: adctl [-admin URL] [-token T] RESOURCE VERB [ARGS]
   campaigns   put FILE... | get ID | list [-advertiser ID] | delete ID
   placements  put FILE... | get ID
   advertisers put FILE... | get ID
-  switches    get | set KEY=VALUE...  (serving=false, paused_campaigns=c-1,c-2, decision_log_sample=0.1)
+  switch      get | set KEY=VALUE...  (serving=off, charging=off, sample=0.05, pause-campaign=c-1,
+              unpause-campaign=c-1, pause-advertiser=adv-1, unpause-advertiser=adv-1; "adctl switch set" lists all)
   reports     [-from YYYY-MM-DD] [-to YYYY-MM-DD] [-group-by day,campaign] [-format json|csv] [-advertiser ID]
 `
 
@@ -174,36 +176,105 @@ func (c *client) putFile(res, path string) error {
 
 func (c *client) switches(args []string) error {
 	if len(args) == 0 || args[0] == "get" {
+		if len(args) > 1 {
+			return errors.New("switch get takes no arguments")
+		}
 		return c.do("GET", "/v1/switches", nil)
 	}
-	if args[0] != "set" || len(args) < 2 {
-		return errors.New("switches: get | set KEY=VALUE...")
+	if args[0] != "set" {
+		return fmt.Errorf("switch: unknown verb %q\n%s", args[0], switchUsage)
+	}
+	body, err := switchPatch(args[1:])
+	if err != nil {
+		return err
+	}
+	b, err := json.Marshal(body)
+	if err != nil {
+		return err
+	}
+	return c.do("PUT", "/v1/switches", b)
+}
+
+const switchUsage = `usage: adctl switch get
+       adctl switch set KEY=VALUE...
+  serving=on|off                stop or resume all serving (off: every ad request answers 204)
+  charging=on|off               off: beacons are recorded but budgets are not charged (test traffic)
+  sample=0.05                   decision-log sampling rate in [0, 1] (also decision_log_sample=)
+  pause-campaign=ID[,ID...]     pause campaigns (unpause-campaign= to resume)
+  pause-advertiser=ID[,ID...]   pause every campaign of advertisers (unpause-advertiser= to resume)
+  paused-campaigns=ID,...       replace the whole set of paused campaigns ("" to clear;
+  paused-advertisers=ID,...     pause-/unpause- compose better with other operators' changes)`
+
+// switchPatch turns KEY=VALUE arguments into the body of PUT /v1/switches.
+func switchPatch(args []string) (map[string]any, error) {
+	if len(args) == 0 {
+		return nil, errors.New("switch set: name at least one KEY=VALUE\n" + switchUsage)
 	}
 	body := map[string]any{}
-	for _, kv := range args[1:] {
+	lists := map[string][]string{}
+	for _, kv := range args {
 		k, v, ok := strings.Cut(kv, "=")
 		if !ok {
-			return fmt.Errorf("switches set: %q is not KEY=VALUE", kv)
+			return nil, fmt.Errorf("switch set: %q is not KEY=VALUE\n%s", kv, switchUsage)
 		}
+		k = strings.ReplaceAll(strings.ToLower(strings.TrimSpace(k)), "_", "-")
+		v = strings.TrimSpace(v)
 		switch k {
 		case "serving", "charging":
-			body[k] = v == "true" || v == "1" || v == "on"
-		case "paused_advertisers", "paused_campaigns":
-			list := []string{}
-			for _, s := range strings.Split(v, ",") {
-				if s = strings.TrimSpace(s); s != "" {
-					list = append(list, s)
-				}
+			on, err := parseOnOff(v)
+			if err != nil {
+				return nil, fmt.Errorf("switch set %s: %w", k, err)
 			}
-			body[k] = list
-		case "decision_log_sample":
-			body[k] = json.Number(v)
+			body[k] = on
+		case "sample", "decision-log-sample":
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil || !(f >= 0 && f <= 1) {
+				return nil, fmt.Errorf("switch set %s: want a number from 0 to 1, got %q", k, v)
+			}
+			body["decision_log_sample"] = f
+		case "pause-campaign", "pause-campaigns", "unpause-campaign", "unpause-campaigns",
+			"pause-advertiser", "pause-advertisers", "unpause-advertiser", "unpause-advertisers",
+			"paused-campaigns", "paused-advertisers":
+			field := strings.ReplaceAll(k, "-", "_")
+			if !strings.HasSuffix(field, "s") {
+				field += "s"
+			}
+			ids := splitIDs(v)
+			if len(ids) == 0 && !strings.HasPrefix(field, "paused_") {
+				return nil, fmt.Errorf("switch set %s: name at least one id", k)
+			}
+			if lists[field] == nil {
+				lists[field] = []string{}
+			}
+			lists[field] = append(lists[field], ids...)
 		default:
-			return fmt.Errorf("switches set: unknown switch %q", k)
+			return nil, fmt.Errorf("switch set: unknown switch %q\n%s", k, switchUsage)
 		}
 	}
-	b, _ := json.Marshal(body)
-	return c.do("PUT", "/v1/switches", b)
+	for field, ids := range lists {
+		body[field] = ids
+	}
+	return body, nil
+}
+
+func parseOnOff(v string) (bool, error) {
+	switch strings.ToLower(v) {
+	case "on", "true", "1", "yes":
+		return true, nil
+	case "off", "false", "0", "no":
+		return false, nil
+	}
+	return false, fmt.Errorf("want on or off, got %q", v)
+}
+
+func splitIDs(v string) []string {
+	ids := []string{}
+	for _, s := range strings.Split(v, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			ids = append(ids, s)
+		}
+	}
+	return ids
 }
 
 func (c *client) reports(args []string) error {

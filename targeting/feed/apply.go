@@ -18,6 +18,7 @@ type item struct {
 	c      *campaign.Campaign
 	p      *campaign.Placement
 	a      *campaign.Advertiser
+	sw     *SwitchPatch
 }
 
 // decode turns a record into an item, or reports it malformed. It runs on
@@ -27,7 +28,11 @@ func (f *Feed) decode(r bus.Record) (item, bool) {
 	recordsCounter(r.Topic).Inc()
 	if len(r.Value) == 0 {
 		it.del = true
-		return it, it.key != ""
+		if it.key == "" {
+			malformedCounter(r.Topic).Inc()
+			return it, false
+		}
+		return it, true
 	}
 	var id string
 	var err error
@@ -47,6 +52,9 @@ func (f *Feed) decode(r bus.Record) (item, bool) {
 		if err == nil {
 			id = it.a.ID
 		}
+	case bus.TopicControl:
+		it.sw, err = decodeControl(it.key, r.Value)
+		id = it.key // the key is not an id in the value
 	}
 	if err == nil && id != it.key {
 		err = &keyMismatch{key: it.key, id: id}
@@ -54,7 +62,7 @@ func (f *Feed) decode(r bus.Record) (item, bool) {
 	if err != nil {
 		malformedCounter(r.Topic).Inc()
 		if _, seen := f.logged.LoadOrStore(r.Topic, true); !seen {
-			f.log().Warn("skipping malformed catalog record (further ones are only counted in adserver_feed_malformed_records_total)",
+			f.log().Warn("skipping malformed record (further ones of this topic are only counted in adserver_feed_malformed_records_total)",
 				"topic", r.Topic, "partition", r.Partition, "offset", r.Offset, "key", it.key, "error", err)
 		}
 		return it, false
@@ -76,6 +84,7 @@ type pending struct {
 	campaigns   map[string]*campaign.Campaign // nil = delete
 	placements  map[string]*campaign.Placement
 	advertisers map[string]*campaign.Advertiser
+	control     []item // in order: a control record's effect depends on order
 }
 
 func newPending() *pending {
@@ -100,6 +109,8 @@ func (p *pending) add(it item, ok bool) {
 		p.placements[it.key] = it.p
 	case bus.TopicAdvertisers:
 		p.advertisers[it.key] = it.a
+	case bus.TopicControl:
+		p.control = append(p.control, it)
 	}
 }
 
@@ -194,7 +205,11 @@ func (f *Feed) commit(p *pending) {
 		Placements:       old.Placements,
 		Advertisers:      old.Advertisers,
 		AdvertisersByKey: old.AdvertisersByKey,
+		Switches:         old.Switches,
 		Built:            f.now(),
+	}
+	if len(p.control) > 0 {
+		next.Switches = f.applyControl(p.control)
 	}
 	if len(p.campaigns) > 0 {
 		var ups []*campaign.Campaign
@@ -236,6 +251,7 @@ func (f *Feed) commit(p *pending) {
 	}
 	f.cur.Store(next)
 	snapshotSwaps.Inc()
+	lastSwap.Store(time.Now().UnixNano())
 	indexCampaigns.Set(float64(next.Index.Len()))
 
 	f.mu.Lock()

@@ -1,7 +1,9 @@
 // Package feed keeps a node's catalog (campaigns, placements, advertisers)
-// fresh from Kafka and hands it to the request path as immutable snapshots.
+// and the operators' kill switches fresh from Kafka and hands them to the
+// request path as immutable snapshots.
 //
-// At start the feed reads every partition of the catalog topics from the
+// At start the feed reads every partition of the catalog topics and of the
+// control topic (switches; see switches.go for its record scheme) from the
 // earliest offset up to the high-water mark captured at start, builds one
 // snapshot, and marks itself ready; then it keeps tailing and applies new
 // records in batches at most every BatchInterval, each batch becoming a new
@@ -26,6 +28,7 @@ import (
 	"github.com/VictoriaMetrics/metrics"
 	"github.com/adserver/adserver/bus"
 	"github.com/adserver/adserver/campaign"
+	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/targeting"
 )
 
@@ -36,12 +39,18 @@ type Snapshot struct {
 	Advertisers map[string]*campaign.Advertiser
 	// AdvertisersByKey maps an API key hash to its advertiser.
 	AdvertisersByKey map[string]*campaign.Advertiser
+	// Switches is the kill-switch state applied from adserver.control.
+	// Snapshots the feed builds never have it nil (defaults before any
+	// switch is set); a snapshot given to Replace may, meaning defaults.
+	Switches *decision.Switches
 	// Built is when this snapshot was swapped in.
 	Built time.Time
 }
 
-// Topics lists the catalog topics a feed follows.
-var Topics = []string{bus.TopicCampaigns, bus.TopicPlacements, bus.TopicAdvertisers}
+// Topics lists the topics a feed follows: the catalog topics and the
+// control topic. The bootstrap (readiness) covers all of them, so a node
+// never serves before it knows whether serving is switched off.
+var Topics = []string{bus.TopicCampaigns, bus.TopicPlacements, bus.TopicAdvertisers, bus.TopicControl}
 
 // ErrNotVisible is returned by Publish when the record is durable in Kafka
 // but this node did not apply it within the wait.
@@ -57,6 +66,10 @@ type Feed struct {
 	Logger *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// LagInterval is how often the feed compares its applied offsets with
+	// the topics' high-water marks for adserver_kafka_consumer_lag_records.
+	// Default 5s.
+	LagInterval time.Duration
 
 	cur   atomic.Pointer[Snapshot]
 	ready atomic.Bool
@@ -71,6 +84,11 @@ type Feed struct {
 	readyCh chan struct{}
 
 	logged sync.Map // topic → bool: first malformed record logged
+
+	// ctl holds the latest record of each control key; ctlSeq numbers
+	// them in order of application. Only the apply goroutine uses them.
+	ctl    map[string]ctlEntry
+	ctlSeq uint64
 }
 
 type tp struct {
@@ -81,7 +99,20 @@ type tp struct {
 var (
 	indexCampaigns = metrics.NewGauge(`adserver_index_campaigns`, nil)
 	snapshotSwaps  = metrics.NewCounter(`adserver_index_swaps_total`)
+	lastSwap       atomic.Int64 // unix nanoseconds of the latest swap in the process
+	_              = metrics.GetOrCreateGauge(`adserver_index_age_seconds`, func() float64 {
+		if t := lastSwap.Load(); t > 0 {
+			return time.Since(time.Unix(0, t)).Seconds()
+		}
+		return 0
+	})
 )
+
+// lagGauge is the records not yet applied from a topic, summed over its
+// partitions. Other consumers (spend sync) report under the same name.
+func lagGauge(topic string) *metrics.Gauge {
+	return metrics.GetOrCreateGauge(`adserver_kafka_consumer_lag_records{topic="`+topic+`"}`, nil)
+}
 
 func recordsCounter(topic string) *metrics.Counter {
 	return metrics.GetOrCreateCounter(`adserver_feed_records_total{topic="` + topic + `"}`)
@@ -98,11 +129,13 @@ func (f *Feed) init() {
 		f.high = map[tp]int64{}
 		f.changed = make(chan struct{})
 		f.readyCh = make(chan struct{})
+		f.ctl = map[string]ctlEntry{}
 		f.cur.Store(&Snapshot{
 			Index:            targeting.Build(nil),
 			Placements:       map[string]*campaign.Placement{},
 			Advertisers:      map[string]*campaign.Advertiser{},
 			AdvertisersByKey: map[string]*campaign.Advertiser{},
+			Switches:         defaultSwitches,
 			Built:            f.now(),
 		})
 	})
@@ -148,6 +181,11 @@ func (f *Feed) Run(ctx context.Context) error {
 	specs := make([]bus.TopicSpec, len(Topics))
 	for i, t := range Topics {
 		specs[i] = bus.TopicSpec{Name: t, Compacted: true}
+		if t == bus.TopicControl {
+			// One partition: records of different keys apply in the
+			// same order on every node (see switches.go).
+			specs[i].Partitions = 1
+		}
 	}
 	if err := f.Client.EnsureTopics(ctx, specs...); err != nil {
 		return err
@@ -171,6 +209,7 @@ func (f *Feed) Run(ctx context.Context) error {
 		go func() { errc <- t.Run(ctx) }()
 	}
 	go func() { errc <- f.apply(ctx) }()
+	go f.watchLag(ctx)
 	err := <-errc
 	cancel()
 	if ctx.Err() != nil && err != nil && errors.Is(err, context.Canceled) {
@@ -271,6 +310,39 @@ func (f *Feed) Publish(ctx context.Context, topic, key string, value []byte, wai
 		return fmt.Errorf("%w (topic %s, partition %d, offset %d)", ErrNotVisible, topic, p, off)
 	}
 	return nil
+}
+
+// watchLag sets adserver_kafka_consumer_lag_records for each followed
+// topic every LagInterval until ctx is done.
+func (f *Feed) watchLag(ctx context.Context) {
+	every := f.LagInterval
+	if every <= 0 {
+		every = 5 * time.Second
+	}
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		for _, topic := range Topics {
+			_, high, err := f.Client.Offsets(ctx, topic)
+			if err != nil {
+				continue // the tails log Kafka trouble; keep the last value
+			}
+			var lag int64
+			f.mu.Lock()
+			for p, h := range high {
+				if d := h - 1 - f.appliedLocked(tp{topic, p}); d > 0 {
+					lag += d
+				}
+			}
+			f.mu.Unlock()
+			lagGauge(topic).Set(float64(lag))
+		}
+	}
 }
 
 // Replace swaps in a snapshot built elsewhere and marks the feed ready, for
