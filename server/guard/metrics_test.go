@@ -1,0 +1,13 @@
+package guard
+
+import (
+	"bytes"
+
+	"github.com/VictoriaMetrics/metrics"
+)
+
+func metricsText() string {
+	var b bytes.Buffer
+	metrics.WritePrometheus(&b, false)
+	return b.String()
+}
