@@ -12,6 +12,12 @@ import (
 // normalized, time zone resolved) and must not be modified afterwards.
 // Only active campaigns are indexed; every campaign is kept for Get and All.
 func Build(cs []*campaign.Campaign) *Index {
+	ix := build(cs)
+	inlineWork.Add(int64(ix.live))
+	return ix
+}
+
+func build(cs []*campaign.Campaign) *Index {
 	last := make(map[string]int, len(cs))
 	for i, c := range cs {
 		last[c.ID] = i

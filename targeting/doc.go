@@ -33,7 +33,12 @@
 // locks. [Build] makes one from scratch; [Index.Update] derives a new one
 // from an old one, copying only the posting lists and the small chunks of
 // its arrays and maps that the change touches (see update.go), so a batch
-// costs far less than a rebuild. [Live] holds the current snapshot behind
+// costs far less than a rebuild. The occasional compaction that renumbers
+// the index after many updates runs on a goroutine of its own, from a
+// snapshot; a later Update catches it up with the batches applied
+// meanwhile, a bounded number per call, and returns it (see compact.go):
+// no Update does work of the catalog's size unless its own batch is of
+// that size. [Live] holds the current snapshot behind
 // an atomic pointer: the feed calls Update then Store, request handlers
 // call Load once per request and use that snapshot throughout. Campaigns
 // handed to the index must have passed campaign.Validate and must never be

@@ -99,8 +99,11 @@ func TestCatalogUpdates(t *testing.T) {
 		}
 		prev := ix
 		ix = ix.Update(ups, dels)
-		if ix.Stats().Updates == 0 && prev.Stats().Updates > 0 {
+		if ix.Stats().Compactions > prev.Stats().Compactions {
 			rebuilt++
+		}
+		if step%4 == 0 {
+			waitCompaction(ix)
 		}
 		cur := catalog(state)
 		for range 5 {

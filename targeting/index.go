@@ -48,6 +48,14 @@ type Index struct {
 	maxK uint8
 	// updates counts Update calls since the last full build.
 	updates int
+	// compactions counts the full builds in this index's lineage since
+	// the last Build.
+	compactions int
+	// comp is the compaction of this lineage under way, or nil; log is
+	// the last batch applied since its base (nil at the base). See
+	// compact.go.
+	comp *compaction
+	log  *batch
 }
 
 // conjInfo describes one indexed conjunction. A zero conjInfo is a
@@ -118,13 +126,15 @@ func (ix *Index) All(yield func(*campaign.Campaign) bool) {
 
 // Stats describes the size of an index, for metrics and logs.
 type Stats struct {
-	Campaigns    int // stored campaigns, whatever their status
-	Conjunctions int // indexed conjunctions (of active campaigns)
-	Dead         int // conjunction ids freed by updates, reclaimed by the next compaction
-	Appended     int // conjunction ids given out by updates since the last full build
-	Keys         int // interned attribute-value keys
-	Zones        int // time zones used by hour/weekday predicates
-	Updates      int // incremental updates since the last full build
+	Campaigns    int  // stored campaigns, whatever their status
+	Conjunctions int  // indexed conjunctions (of active campaigns)
+	Dead         int  // conjunction ids freed by updates, reclaimed by the next compaction
+	Appended     int  // conjunction ids given out by updates since the last full build
+	Keys         int  // interned attribute-value keys
+	Zones        int  // time zones used by hour/weekday predicates
+	Updates      int  // incremental updates since the last full build
+	Compactions  int  // full builds by Update since the first Build, in the background or for large batches
+	Compacting   bool // a background compaction is under way
 }
 
 // Stats returns the index's size figures.
@@ -136,6 +146,7 @@ func (ix *Index) Stats() Stats {
 		Campaigns: ix.camps.n, Conjunctions: int(ix.live), Dead: int(ix.dead),
 		Appended: int(ix.nconj - ix.clustered),
 		Keys:     int(ix.nkeys), Zones: len(ix.zones), Updates: ix.updates,
+		Compactions: ix.compactions, Compacting: ix.comp != nil,
 	}
 }
 

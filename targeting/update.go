@@ -3,6 +3,7 @@ package targeting
 import (
 	"cmp"
 	"slices"
+	"sync/atomic"
 
 	"github.com/adserver/adserver/campaign"
 )
@@ -21,14 +22,21 @@ import (
 // not the size of the catalog.
 //
 // Deleted ids are not reused, and conjunctions added at the end of the id
-// space sit outside Build's clusters, where the walk skips less well.
-// Update rebuilds the index from scratch, renumbering everything and
-// dropping unused keys, when the dead ids outnumber the live ones or the
-// ones added at the end exceed an eighth of them (and compactMin in both
-// cases): at most once per live/8 changed conjunctions, so its cost
-// amortizes to a few conjunctions' worth per change. The rebuild runs in
-// the Update call that crosses the threshold.
+// space sit outside Build's clusters, where the walk skips less well. So
+// once the dead ids outnumber the live ones or the ones added at the end
+// exceed an eighth of them (and compactMin in both cases), the index is
+// compacted: rebuilt from scratch, renumbering everything and dropping
+// unused keys. That happens at most once per live/8 changed conjunctions,
+// and off the update path: see compact.go. The one full build an Update
+// still does itself is for a batch that is large next to the index (see
+// rebuildMin), where a build costs a few times the batch's incremental
+// edit anyway, the bootstrap of an empty index included.
 var compactMin = 4096
+
+// rebuildMin is the least batch (in changed campaigns) that Update applies
+// by a full build, when the batch is also at least a quarter of the
+// catalog.
+var rebuildMin = 1024
 
 // needsCompaction reports whether ix should be rebuilt from scratch.
 func (ix *Index) needsCompaction() bool {
@@ -36,27 +44,58 @@ func (ix *Index) needsCompaction() bool {
 	return int(ix.dead) > max(live, compactMin) || int(ix.nconj-ix.clustered) > max(live/8, compactMin)
 }
 
+// inlineWork counts the conjunctions indexed by Build and those removed
+// or indexed by incremental edits, on the callers' goroutines: everything
+// but the builds and replays of background compactions.
+var inlineWork atomic.Int64
+
+// updateWorkHook, when set (by tests), is called at the end of every
+// Update with the number of changed campaign ids in the batch and the
+// growth of inlineWork during the call: the work the call did itself, by
+// edits, replays or a full build.
+var updateWorkHook func(changes, work int)
+
 // Update returns a new index: ix with the campaigns of upserts added or
 // replaced and the campaigns with the ids in deletes removed. Deletes apply
 // after upserts (an id in both ends deleted); a later upsert of an id
 // replaces an earlier one. Unknown ids in deletes are ignored. Upserted
 // campaigns must have passed Validate and must not be modified afterwards.
 // Update may run concurrently with queries on ix and on other snapshots.
+//
+// Its cost is that of the batch, not of the catalog: compactions run in
+// the background and their result is picked up by a later Update (see
+// compact.go). An empty batch returns ix, or, if a background compaction
+// of ix's lineage has finished, the compacted index with the same
+// campaigns; a caller that applies no changes for a while can call
+// Update(nil, nil) now and then to pick it up.
 func (ix *Index) Update(upserts []*campaign.Campaign, deletes []string) *Index {
 	if ix == nil {
 		ix = empty
 	}
-	if len(upserts) == 0 && len(deletes) == 0 {
-		return ix
+	ch := finalStates(upserts, deletes)
+	w0 := inlineWork.Load()
+	nx := ix.update(ch)
+	if h := updateWorkHook; h != nil {
+		h(len(ch), int(inlineWork.Load()-w0))
 	}
-	// The final state of each id named by the batch, in first-seen order.
-	final := make(map[string]*campaign.Campaign, len(upserts)+len(deletes))
-	order := make([]string, 0, len(upserts)+len(deletes))
+	return nx
+}
+
+// finalStates returns the final state of each id named by a batch, in
+// first-seen order.
+func finalStates(upserts []*campaign.Campaign, deletes []string) []change {
+	if len(upserts) == 0 && len(deletes) == 0 {
+		return nil
+	}
+	pos := make(map[string]int, len(upserts)+len(deletes))
+	ch := make([]change, 0, len(upserts)+len(deletes))
 	note := func(id string, c *campaign.Campaign) {
-		if _, seen := final[id]; !seen {
-			order = append(order, id)
+		if i, seen := pos[id]; seen {
+			ch[i].c = c
+			return
 		}
-		final[id] = c
+		pos[id] = len(ch)
+		ch = append(ch, change{id: id, c: c})
 	}
 	for _, c := range upserts {
 		note(c.ID, c)
@@ -64,46 +103,109 @@ func (ix *Index) Update(upserts []*campaign.Campaign, deletes []string) *Index {
 	for _, id := range deletes {
 		note(id, nil)
 	}
+	return ch
+}
 
+func (ix *Index) update(ch []change) *Index {
+	comp := ix.comp
+	if len(ch) == 0 {
+		if comp != nil && comp.finished() {
+			if cx, _ := comp.catchUp(ix.log, replayMin); cx != nil {
+				return cx
+			}
+		}
+		return ix
+	}
 	added := 0
-	for _, c := range upserts {
-		added += max(len(c.Targeting.Any), 1)
-	}
-	if uint64(ix.nconj)+uint64(added) > maxConjID {
-		return ix.rebuild(final)
-	}
-	e := newEditor(ix)
-	for _, id := range order {
-		e.remove(id)
-		if c := final[id]; c != nil {
-			e.add(c)
+	for _, x := range ch {
+		if x.c != nil {
+			added += max(len(x.c.Targeting.Any), 1)
 		}
 	}
-	nx := e.finish()
-	if nx.needsCompaction() {
-		return nx.rebuild(nil)
+	if len(ch) >= max(rebuildMin, ix.Len()/4) || uint64(ix.nconj)+uint64(added) > maxConjID {
+		if comp != nil {
+			comp.abandoned.Store(true)
+		}
+		nx := ix.rebuild(ch, true)
+		nx.compactions = ix.compactions + 1
+		return nx
 	}
+	if comp == nil {
+		nx := ix.edit(ch, true)
+		if nx.needsCompaction() {
+			startCompaction(nx)
+		}
+		return nx
+	}
+
+	// A compaction is under way: log the batch, and if the compaction is
+	// finished, catch it up by a bounded replay; the batch applies to the
+	// compacted index if that reaches it, to ix otherwise.
+	seq, total := ix.log.seqTotal()
+	b := &batch{prev: ix.log, seq: seq + 1, total: total + len(ch), ch: ch}
+	if comp.finished() {
+		cx, ok := comp.catchUp(b, max(2*len(ch), replayMin))
+		if cx != nil {
+			return cx
+		}
+		if !ok {
+			comp = nil // another branch's: of no use here
+		}
+	}
+	nx := ix.edit(ch, true)
+	if comp == nil {
+		if nx.needsCompaction() {
+			startCompaction(nx)
+		}
+		return nx
+	}
+	nx.comp, nx.log = comp, b
+	comp.tip.Store(b)
 	return nx
 }
 
-// rebuild builds a fresh index from ix's campaigns with the batch applied.
-func (ix *Index) rebuild(final map[string]*campaign.Campaign) *Index {
-	cs := make([]*campaign.Campaign, 0, ix.Len()+len(final))
+// edit applies a batch incrementally (see editor); inline says whether
+// its work counts in inlineWork.
+func (ix *Index) edit(ch []change, inline bool) *Index {
+	e := newEditor(ix)
+	for _, x := range ch {
+		e.remove(x.id)
+		if x.c != nil {
+			e.add(x.c)
+		}
+	}
+	if inline {
+		inlineWork.Add(int64(e.work))
+	}
+	return e.finish()
+}
+
+// rebuild builds a fresh index from ix's campaigns with the batch applied;
+// inline says whether its work counts in inlineWork.
+func (ix *Index) rebuild(ch []change, inline bool) *Index {
+	changed := make(map[string]bool, len(ch))
+	for _, x := range ch {
+		changed[x.id] = true
+	}
+	cs := make([]*campaign.Campaign, 0, ix.Len()+len(ch))
 	ix.All(func(c *campaign.Campaign) bool {
-		if _, changed := final[c.ID]; !changed {
+		if !changed[c.ID] {
 			cs = append(cs, c)
 		}
 		return true
 	})
-	for _, c := range final {
-		if c != nil {
-			cs = append(cs, c)
+	for _, x := range ch {
+		if x.c != nil {
+			cs = append(cs, x.c)
 		}
 	}
-	// Keep a deterministic id order (the ids' order), so that two nodes
-	// applying the same records build the same index.
+	// Number the campaigns in id order, not in the maps' random order,
+	// so that the same catalog always gets the same layout.
 	slices.SortFunc(cs, func(x, y *campaign.Campaign) int { return cmp.Compare(x.ID, y.ID) })
-	return Build(cs)
+	if inline {
+		return Build(cs)
+	}
+	return build(cs)
 }
 
 // editor derives a new index from a published one.
@@ -122,6 +224,8 @@ type editor struct {
 	// runNext is old.runNext until the first spare id is taken.
 	runNext  []uint32
 	runOwned bool
+	// work counts the conjunctions removed and indexed.
+	work int
 }
 
 // keyDelta is what a batch does to one key's posting lists.
@@ -197,6 +301,7 @@ func (e *editor) remove(id string) {
 	}
 	e.live -= uint32(len(r.ids))
 	e.dead += uint32(len(r.ids))
+	e.work += len(r.ids)
 }
 
 // add indexes c under fresh conjunction ids.
@@ -222,6 +327,7 @@ func (e *editor) add(c *campaign.Campaign) {
 		}
 	}
 	e.live += uint32(len(r.ids))
+	e.work += len(r.ids)
 }
 
 // newID picks the id of a new conjunction: a spare id of its run if
@@ -264,6 +370,8 @@ func (e *editor) finish() *Index {
 		zoneOf:    e.kt.zoneOf,
 		maxK:      e.maxK,
 		updates:   e.old.updates + 1,
+
+		compactions: e.old.compactions,
 	}
 	// Queries index lists and conjs without bounds checks of their own:
 	// make sure every key id and conjunction id has its chunk.
