@@ -46,6 +46,23 @@ type Config struct {
 	EventLog EventLog
 	Shipper  Shipper
 	Pacing   Pacing
+	Limits   Limits
+	Abuse    Abuse
+}
+
+// Limits are the serving listener's rate limits on ad requests; a rate of
+// 0 turns a limit off.
+type Limits struct {
+	IPRate, PlacementRate   float64
+	IPBurst, PlacementBurst int
+}
+
+// Abuse configures the detection of user ids seen from too many IPs or
+// devices; MaxDistinct 0 turns it off.
+type Abuse struct {
+	MaxDistinct int
+	Window      time.Duration
+	FlagFor     time.Duration
 }
 
 // Pacing holds the budget pacer's settings.
@@ -107,6 +124,7 @@ func Default() Config {
 		EventLog: EventLog{FsyncInterval: 100 * time.Millisecond, MaxBytes: 10 << 30, SegmentBytes: 64 << 20},
 		Shipper:  Shipper{BatchRows: 10000, BatchInterval: time.Second},
 		Pacing:   Pacing{ControlInterval: 5 * time.Second, ReservationExpiry: time.Minute, DedupEntries: 1_000_000},
+		Abuse:    Abuse{MaxDistinct: 5, Window: 10 * time.Second, FlagFor: 10 * time.Minute},
 	}
 }
 
@@ -142,6 +160,13 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.DurationVar(&c.Pacing.ControlInterval, "pacing.control-interval", c.Pacing.ControlInterval, "how often the pacing controller updates pass rates and expires reservations")
 	fs.DurationVar(&c.Pacing.ReservationExpiry, "pacing.reservation-expiry", c.Pacing.ReservationExpiry, "how long a decision's reserved cost counts against its budget when no beacon charges it")
 	fs.Int64Var(&c.Pacing.DedupEntries, "events.dedup-entries", c.Pacing.DedupEntries, "event ids remembered to drop repeated beacons (about 100 bytes each)")
+	fs.Float64Var(&c.Limits.IPRate, "limits.ip-rate", c.Limits.IPRate, "ad requests per second allowed per client IP (the connection's address); 0: no limit (the default: exchanges and carrier NAT send much traffic from few IPs)")
+	fs.IntVar(&c.Limits.IPBurst, "limits.ip-burst", c.Limits.IPBurst, "burst of the per-IP limit; 0: one second's worth")
+	fs.Float64Var(&c.Limits.PlacementRate, "limits.placement-rate", c.Limits.PlacementRate, "ad requests per second allowed per placement; 0: no limit")
+	fs.IntVar(&c.Limits.PlacementBurst, "limits.placement-burst", c.Limits.PlacementBurst, "burst of the per-placement limit; 0: one second's worth")
+	fs.IntVar(&c.Abuse.MaxDistinct, "abuse.max-distinct", c.Abuse.MaxDistinct, "a user id seen from more than this many distinct IPs, or devices, within -abuse.window is flagged: served but not charged; 0: off")
+	fs.DurationVar(&c.Abuse.Window, "abuse.window", c.Abuse.Window, "window of the abuse detection")
+	fs.DurationVar(&c.Abuse.FlagFor, "abuse.flag-for", c.Abuse.FlagFor, "how long a flagged user stays flagged (its beacons charge nothing meanwhile)")
 	return fs
 }
 
@@ -292,6 +317,15 @@ func (c *Config) Validate() error {
 	}
 	if c.Pacing.ReservationExpiry < time.Second || c.Pacing.ReservationExpiry > time.Hour {
 		bad("pacing.reservation-expiry", "must be 1s..1h")
+	}
+	if c.Limits.IPRate < 0 || c.Limits.PlacementRate < 0 || c.Limits.IPBurst < 0 || c.Limits.PlacementBurst < 0 {
+		bad("limits.ip-rate", "rates and bursts must be >= 0")
+	}
+	if c.Abuse.MaxDistinct < 0 {
+		bad("abuse.max-distinct", "must be >= 0")
+	}
+	if c.Abuse.MaxDistinct > 0 && (c.Abuse.Window <= 0 || c.Abuse.FlagFor < c.Abuse.Window) {
+		bad("abuse.flag-for", "must be at least -abuse.window, which must be > 0")
 	}
 	if c.Pacing.DedupEntries < 1000 {
 		bad("events.dedup-entries", "must be at least 1000")

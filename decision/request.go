@@ -41,8 +41,12 @@ type Request struct {
 	// Floor is the request-wide floor, applied with each slot's own.
 	Floor campaign.Micros
 
-	// Test requests are answered but never charged.
+	// Test requests are answered but never charged (and are left out of
+	// reports).
 	Test bool
+	// NoCharge requests are served and reported, but their beacons charge
+	// nothing (a user flagged by abuse detection).
+	NoCharge bool
 	// Debug asks for the explanation of every candidate; the server
 	// accepts it only with the admin token.
 	Debug bool

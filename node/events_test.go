@@ -71,15 +71,20 @@ func requestAd(t *testing.T, n *Node, user string) servedAd {
 	t.Helper()
 	body := `{"id":"r","placement_id":"p-1","user":{"id":"` + user + `"},"geo":{"country":"KR"},
 		"slots":[{"id":"s1","w":300,"h":250}]}`
-	r := call(t, "POST", serving(n)+"/v1/ad", "", body)
+	return adFrom(t, call(t, "POST", serving(n)+"/v1/ad", "", body))
+}
+
+// adFrom returns the one ad of a 200 answer of /v1/ad.
+func adFrom(t *testing.T, r resp) servedAd {
+	t.Helper()
 	if r.status != 200 {
 		t.Fatalf("/v1/ad: %d %s", r.status, r.body)
 	}
-	var resp struct{ Ads []servedAd }
-	if err := json.Unmarshal([]byte(r.body), &resp); err != nil || len(resp.Ads) != 1 {
+	var ans struct{ Ads []servedAd }
+	if err := json.Unmarshal([]byte(r.body), &ans); err != nil || len(ans.Ads) != 1 {
 		t.Fatalf("/v1/ad answer %s: %v", r.body, err)
 	}
-	return resp.Ads[0]
+	return ans.Ads[0]
 }
 
 // TestEventsEndToEnd sends decisions, their impressions (each twice),

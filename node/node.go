@@ -14,6 +14,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/bus"
 	"github.com/adserver/adserver/config"
@@ -22,6 +23,7 @@ import (
 	"github.com/adserver/adserver/events/clickhouse"
 	"github.com/adserver/adserver/pacing"
 	"github.com/adserver/adserver/pacing/spendsync"
+	"github.com/adserver/adserver/reports"
 	"github.com/adserver/adserver/server"
 	"github.com/adserver/adserver/targeting/feed"
 )
@@ -40,6 +42,7 @@ type Node struct {
 	Events   *events.Log
 	Recorder *events.Recorder
 	Shipper  *clickhouse.Shipper
+	Reports  *reports.Handler
 	Pacer    *pacing.Pacer
 	Spend    *spendsync.Sync
 	// Brokers is the Kafka address in use (the embedded broker's when
@@ -51,8 +54,9 @@ type Node struct {
 	cancel   context.CancelFunc
 	errc     chan error
 	// bg counts the background loops that must end before the log closes.
-	bg        sync.WaitGroup
-	unshipped *unshippedSource
+	bg          sync.WaitGroup
+	unshipped   *unshippedSource
+	reportsConn driver.Conn
 	// shipCancel stops the shipper, which outlives the other loops at Stop.
 	shipCancel context.CancelFunc
 }
@@ -114,7 +118,11 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	}()
 	n.Engine = &decision.Engine{CTR: ctr, NodeID: n.Secrets.NodeID, Seed: uint64(cfg.Seed),
 		Pacer: pacerAdapter{n.Pacer}, Capper: capperAdapter{n.Pacer}}
-	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log,
+	guards, err := server.NewGuards(cfg)
+	if err != nil {
+		return nil, err
+	}
+	n.Server = &server.Server{Config: cfg, Feed: n.Feed, Engine: n.Engine, Logger: log, Guards: guards,
 		ReadyChecks: []func() error{n.spendReady}}
 	if err := n.Server.Listen(n.Secrets.AdminToken); err != nil {
 		return nil, err
@@ -129,6 +137,12 @@ func Start(cfg config.Config, log *slog.Logger) (*Node, error) {
 	n.Engine.Sign = server.TrackingSigner(signer, public)
 	n.Server.Tracker = &server.Tracker{Signer: signer, Recorder: n.Recorder, CTR: ctr,
 		PublicURL: public, Switches: n.Server.CurrentSwitches}
+	if n.Reports != nil {
+		n.Server.Reports, n.Server.Dashboard = n.Reports.ServeReports, n.Reports.ServeDashboard
+	}
+	if guards.Abuse != nil {
+		n.Server.Tracker.NoCharge = guards.Abuse.Flagged
+	}
 	n.Server.Serve()
 	go func() {
 		if err := <-n.Server.Err(); err != nil {
@@ -197,6 +211,10 @@ func (n *Node) close() {
 			n.log.Error("closing the event log", "error", err)
 		}
 		n.Events = nil
+	}
+	if n.reportsConn != nil {
+		n.reportsConn.Close()
+		n.reportsConn = nil
 	}
 	if n.Recorder != nil {
 		n.Recorder.Close()

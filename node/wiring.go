@@ -13,6 +13,7 @@ import (
 	"github.com/adserver/adserver/events/clickhouse"
 	"github.com/adserver/adserver/pacing"
 	"github.com/adserver/adserver/pacing/spendsync"
+	"github.com/adserver/adserver/reports"
 )
 
 // startPacing creates the pacer and starts its controller and the spend
@@ -110,6 +111,9 @@ func (n *Node) startEvents(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if err := n.startReports(); err != nil {
+		return err
+	}
 	n.unshipped = &unshippedSource{l: l, start: l.LastSeq()}
 	liveUnshipped.Store(n.unshipped)
 	// The shipper has its own context: at Stop it keeps shipping until the
@@ -158,4 +162,29 @@ func (a capperAdapter) Allows(userID string, c *campaign.Campaign, now time.Time
 
 func (a capperAdapter) Record(userID string, c *campaign.Campaign, now time.Time) {
 	a.p.CapRecord(userID, c, now)
+}
+
+// startReports opens the reports' own ClickHouse connection pool (so that
+// report queries can never take the shipper's connections) and builds the
+// reports API and dashboard handlers.
+func (n *Node) startReports() error {
+	cfg := n.Config
+	conn, err := clickhouse.Open(cfg.ClickHouse, "default", "", 5*time.Second)
+	if err != nil {
+		return fmt.Errorf("reports: %w", err)
+	}
+	n.reportsConn = conn
+	n.Reports, err = reports.New(reports.Config{
+		Conn:       conn,
+		Database:   cfg.ClickHouseDatabase,
+		AdminToken: n.Secrets.AdminToken,
+		Advertisers: func(keyHash string) *campaign.Advertiser {
+			if s := n.Feed.Snapshot(); s != nil {
+				return s.AdvertisersByKey[keyHash]
+			}
+			return nil
+		},
+		Logger: n.log,
+	})
+	return err
 }

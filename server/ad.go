@@ -36,6 +36,10 @@ func (s *Server) handleAd(ctx *fasthttp.RequestCtx) {
 		methodNotAllowed(ctx, "POST")
 		return
 	}
+	now := s.now()
+	if !s.admitIP(ctx, now) {
+		return
+	}
 	st := acquireAdState()
 	defer releaseAdState(st)
 	if err := parseAdRequest(&st.parser, ctx.PostBody(), &st.req); err != nil {
@@ -44,6 +48,9 @@ func (s *Server) handleAd(ctx *fasthttp.RequestCtx) {
 	}
 	if st.req.Debug && !s.isAdmin(ctx) {
 		writeError(ctx, fasthttp.StatusForbidden, "debug_forbidden", "debug requests need Authorization: Bearer <admin token>", "debug")
+		return
+	}
+	if !s.admitRequest(ctx, &st.req, now) {
 		return
 	}
 	s.decide(&st.req, &st.res)

@@ -32,6 +32,9 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 		methodNotAllowed(ctx, "POST")
 		return
 	}
+	if !s.admitIP(ctx, s.now()) {
+		return
+	}
 	var br openrtb2.BidRequest
 	if err := json.Unmarshal(ctx.PostBody(), &br); err != nil {
 		field := ""
@@ -66,6 +69,9 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 	req := &st.req
 	mapBidRequest(&br, req, now)
 	req.Debug = debug
+	if !s.admitRequest(ctx, req, now) {
+		return
+	}
 	s.decide(req, &st.res)
 	res := &st.res
 	if len(res.Ads) == 0 && !debug {

@@ -37,6 +37,8 @@ type Server struct {
 	Logger   *slog.Logger
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// Guards limit and screen ad requests; nil: none.
+	Guards *Guards
 	// Tracker answers the tracking endpoints; nil answers 404.
 	Tracker *Tracker
 	// Reports and Dashboard serve GET /v1/reports and /dashboard/ on the

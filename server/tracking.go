@@ -56,18 +56,19 @@ func TrackingSigner(s *events.Signer, publicURL string) decision.Signer {
 		}
 		rtb := req.AuctionType != 0
 		cpc := ad.Campaign.Bid.Model == campaign.BidCPC
+		charge := !req.NoCharge
 		switch kind {
 		case decision.URLImpression:
-			if !cpc && !rtb {
+			if !cpc && !rtb && charge {
 				b.Charge = events.ChargeCPM
 			}
 		case decision.URLClick:
 			b.Redirect = ad.Creative.LandingURL
-			if cpc {
+			if cpc && charge {
 				b.Charge = events.ChargeCPC
 			}
 		case decision.URLBilling:
-			if !cpc {
+			if !cpc && charge {
 				b.Charge = events.ChargeCPM
 			}
 			b.CeilingMicros = int64(ad.RTBBid)
