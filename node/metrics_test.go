@@ -49,6 +49,7 @@ func TestMetricsMove(t *testing.T) {
 	}
 	get(t, strings.Replace(ad.ImpressionURL, "&pr=", "&pr=1", 1)) // forged price
 	call(t, "POST", serving(n)+"/v1/ad", "", `{"id":`)
+	call(t, "POST", serving(n)+"/v1/ad", "", `{"id":"r","placement_id":"p-1","geo":{"country":"ZZ"},"slots":[{"id":"s1","w":300,"h":250}]}`)
 	after := scrape(t, n)
 
 	moved := []string{
@@ -57,6 +58,7 @@ func TestMetricsMove(t *testing.T) {
 		`adserver_http_requests_total{listener="serving",endpoint="imp",status="204"}`,
 		`adserver_http_request_duration_seconds_count{listener="serving",endpoint="ad"}`,
 		`adserver_decisions_total`,
+		`adserver_decision_nofill_total{reason="no_candidates"}`,
 		`adserver_decision_slots_filled_total`,
 		`adserver_beacon_requests_total{type="impression",result="recorded"}`,
 		`adserver_beacon_rejected_total{reason="forged"}`,

@@ -69,6 +69,13 @@ func (s *Server) decide(req *decision.Request, res *decision.Result) {
 	snap := s.Feed.Snapshot()
 	cat := decision.Catalog{Index: snap.Index, Placements: snap.Placements}
 	s.Engine.Decide(req, &cat, s.switches(), s.now(), res)
+	if res.NoFill != "" {
+		if c := noFillCounters[res.NoFill]; c != nil {
+			c.Inc()
+		} else {
+			noFillOther.Inc()
+		}
+	}
 }
 
 // appendAdResponse writes the /v1/ad answer:

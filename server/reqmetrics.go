@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/VictoriaMetrics/metrics"
+	"github.com/adserver/adserver/decision"
 	"github.com/adserver/adserver/internal/promhist"
 	"github.com/valyala/fasthttp"
 )
@@ -38,6 +39,20 @@ var (
 	// decision latency for ad and openrtb).
 	requestDuration [numEndpoints]*promhist.Histogram
 )
+
+// noFillCounters count unfilled decisions by reason
+// (adserver_decision_nofill_total{reason}); the map is read-only after init.
+var (
+	noFillCounters = map[string]*metrics.Counter{}
+	noFillOther    = metrics.NewCounter(`adserver_decision_nofill_total{reason="other"}`)
+)
+
+func init() {
+	for _, r := range []string{decision.NoFillServingOff, decision.NoFillDeadline, decision.NoFillNoCandidates,
+		decision.NoFillNoWinner, decision.NoFillBlocked} {
+		noFillCounters[r] = metrics.NewCounter(`adserver_decision_nofill_total{reason="` + r + `"}`)
+	}
+}
 
 func init() {
 	for e, name := range endpointNames {
