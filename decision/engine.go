@@ -146,7 +146,14 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		ar.Rule = auction.RuleOf(pl)
 	}
 	ar.Slots = ar.Slots[:0]
-	total, blocked, passed := 0, 0, 0
+	slots := 0
+	for i := range req.Slots {
+		if !req.Slots[i].Ineligible {
+			slots++
+		}
+	}
+	total := 0
+	var st collectStats
 	for i := range req.Slots {
 		s := &req.Slots[i]
 		as := res.addAuctionSlot(s.ID, max(s.Floor, req.Floor))
@@ -155,32 +162,19 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 			continue
 		}
 		for _, size := range s.Sizes {
-			attrs.Set(campaign.IDSize, campaign.SizeString(size.W, size.H))
+			attrs.Set(campaign.IDSize, sizeString(size.W, size.H))
 			break // the primary size targets; other sizes only fit creatives
 		}
 		res.cands = cat.Index.Query(attrs, now, res.cands[:0])
 		total += len(res.cands)
-		for _, c := range res.cands {
-			if reason := e.eligible(req, c, sw, now); reason != "" {
-				if reason == "blocked_category" || reason == "blocked_domain" {
-					blocked++
-				}
-				res.exclude(c, s.ID, StageEligibility, reason)
-				continue
-			}
-			cr := pickCreative(c, s, rnd)
-			if cr == nil {
-				res.exclude(c, s.ID, StageCreative, "no creative fits the slot's format and size")
-				continue
-			}
-			passed++
-			pctr := 0.0
-			if c.Bid.Model == campaign.BidCPC && e.CTR != nil {
-				pctr = e.CTR.Predict(cr.ID, req.PlacementID)
-			}
-			as.Candidates = append(as.Candidates, auction.Candidate{Campaign: c, Creative: cr, PCTR: pctr})
+		if req.Debug {
+			e.collectAll(req, s, as, res, sw, now, rnd, &st)
+		} else {
+			reserve := min(max(ar.Floor, as.Floor, 0), auction.MaxECPM)
+			e.collectLazy(req, s, as, reserve, res, sw, now, rnd, slots, &st)
 		}
 	}
+	blocked, passed := st.blocked, st.passed
 	candidatesSum.Update(float64(total))
 	if req.Debug {
 		res.explainTargeting(cat.Index, attrs, now)
@@ -230,35 +224,6 @@ func expectedCost(c *campaign.Campaign, w auction.Win) campaign.Micros {
 		return max(cost, 1)
 	}
 	return max(w.Price/1000, 1)
-}
-
-// eligible returns why c may not serve req now, or "".
-func (e *Engine) eligible(req *Request, c *campaign.Campaign, sw *Switches, now time.Time) string {
-	if sw != nil && (sw.PausedCampaigns[c.ID] || sw.PausedAdvertisers[c.AdvertiserID]) {
-		return "paused"
-	}
-	if req.PrivateAuction && !sharesDeal(c.Deals, req.Deals) {
-		return "private_auction_no_deal"
-	}
-	if len(req.BlockedCats) > 0 && intersects(c.Categories, req.BlockedCats) {
-		return "blocked_category"
-	}
-	if len(req.BlockedDomains) > 0 {
-		for i := range c.Creatives {
-			if intersects(c.Creatives[i].Adomain, req.BlockedDomains) {
-				return "blocked_domain"
-			}
-		}
-	}
-	if e.Capper != nil && c.FrequencyCap != nil && !e.Capper.Allows(req.UserID, c, now) {
-		return "frequency_cap"
-	}
-	if e.Pacer != nil {
-		if ok, reason := e.Pacer.Allow(c, now); !ok {
-			return reason
-		}
-	}
-	return ""
 }
 
 func sharesDeal(have, want []string) bool { return intersects(have, want) }

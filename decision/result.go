@@ -76,6 +76,10 @@ type Result struct {
 	cands    []*campaign.Campaign
 	outcomes []auction.Outcome
 	slotBuf  []auction.Slot
+	// Candidate admission scratch (admit.go).
+	pend, admitted []pending
+	advs           []string
+	checked        map[*campaign.Campaign]string
 }
 
 // Reset clears r for reuse, keeping its memory.
@@ -87,6 +91,7 @@ func (r *Result) Reset() {
 	r.debug = false
 	r.buf = r.buf[:0]
 	r.outcomes = r.outcomes[:0]
+	clear(r.checked)
 	for i := range r.auction.Slots {
 		r.auction.Slots[i].Candidates = r.auction.Slots[i].Candidates[:0]
 	}

@@ -99,9 +99,13 @@ type Catalog struct {
 	Advertisers []Advertiser
 	Placements  []Placement
 	Campaigns   []Campaign
-	// EstimatedMatch is the mean estimated share of requests a campaign
-	// matches (independence assumed between attributes).
-	EstimatedMatch float64
+	// EstimatedMatch is the mean estimated share of requests whose
+	// targeting attributes a campaign matches: the share of the catalog the
+	// server's targeting index returns per request. EstimatedFit is the
+	// share that also has a creative of the request's slot size (the
+	// candidates that can take part in the auction). Independence between
+	// attributes is assumed.
+	EstimatedMatch, EstimatedFit float64
 }
 
 // attrShares is the share of requests carrying each value of each
@@ -149,8 +153,11 @@ var targetAttrs = []Weighted{
 // BuildCatalog draws a catalog from the scenario's distributions: m
 // advertisers, the scenario's placements and n campaigns whose targeting is
 // sized so that each matches an estimated MatchMin..MatchMax share of the
-// traffic (a ROSShare of them are run-of-network). now sets the flights:
-// start a week before, end 90 days after.
+// traffic (a ROSShare of them are run-of-network). That share is the
+// targeting's alone, as the server's index sees it; a matched campaign
+// whose creatives do not fit the slot's size is a candidate that drops out
+// after the index. now sets the flights: start a week before, end 90 days
+// after.
 func BuildCatalog(sc *Scenario, n, m int, seed uint64, now time.Time) *Catalog {
 	if m <= 0 {
 		m = 1
@@ -182,7 +189,7 @@ func BuildCatalog(sc *Scenario, n, m int, seed uint64, now time.Time) *Catalog {
 	start := now.UTC().Truncate(24 * time.Hour).Add(-7 * 24 * time.Hour)
 	end := start.Add(97 * 24 * time.Hour)
 	b := &campaignBuilder{rng: rng, sh: sh, cm: cm}
-	sum := 0.0
+	sumMatch, sumFit := 0.0, 0.0
 	for i := 1; i <= n; i++ {
 		id := "c-" + strconv.Itoa(i)
 		adv := cat.Advertisers[(i-1)%m]
@@ -230,17 +237,23 @@ func BuildCatalog(sc *Scenario, n, m int, seed uint64, now time.Time) *Catalog {
 				Adomain:    []string{domain},
 			})
 		}
-		est := coverage
+		// The share is the targeting's own: an earlier version divided it by
+		// the creatives' size coverage so that the share of requests a
+		// campaign could fill came out at MatchMin..MatchMax, which made the
+		// targeting of one-size campaigns several times broader and the
+		// index return ~7% of the catalog per request instead of ~2.5%.
+		est := 1.0
 		if rng.Float64() >= cm.ROSShare {
 			p := logUniform(rng, [2]float64{max(cm.MatchMin, 1e-4), max(cm.MatchMax, cm.MatchMin, 1e-4)})
-			c.Targeting, est = b.targeting(p / max(coverage, 1e-9))
-			est *= coverage
+			c.Targeting, est = b.targeting(p)
 		}
-		sum += est
+		sumMatch += est
+		sumFit += est * coverage
 		cat.Campaigns = append(cat.Campaigns, c)
 	}
 	if n > 0 {
-		cat.EstimatedMatch = sum / float64(n)
+		cat.EstimatedMatch = sumMatch / float64(n)
+		cat.EstimatedFit = sumFit / float64(n)
 	}
 	return cat
 }

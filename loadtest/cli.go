@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -17,6 +18,7 @@ const usageRun = `usage:
   loadtest -target URL[,URL...] -rate N -duration D [-endpoint ad|openrtb] [-scenario F]
            [-json FILE] [-baseline] [-concurrency N] [-ramp D] [-warmup D] [-day-shape]
            [-imp-rate X] [-ctr X] [-conv-rate X] [-seed N] [-timeout D] [-chart FILE]
+           [-cpuprofile FILE]
   loadtest seed -admin URL -token T -campaigns N [-advertisers M] [-placements P] [-seed S]
   loadtest scenario        print the built-in scenario (a template for -scenario)
 
@@ -42,6 +44,19 @@ func Main(args []string, stdout, stderr io.Writer) int {
 	return mainRun(ctx, args, stdout, stderr)
 }
 
+// startCPUProfile profiles this process into file until stop.
+func startCPUProfile(file string) (stop func(), err error) {
+	f, err := os.Create(file)
+	if err != nil {
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	if err := pprof.StartCPUProfile(f); err != nil {
+		f.Close()
+		return nil, fmt.Errorf("-cpuprofile: %w", err)
+	}
+	return func() { pprof.StopCPUProfile(); f.Close() }, nil
+}
+
 // isTerminal reports whether f is a character device (a terminal).
 func isTerminal(f *os.File) bool {
 	fi, err := f.Stat()
@@ -63,6 +78,7 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		jsonOut    = fs.String("json", "", "write the result as JSON to this file")
 		chart      = fs.String("chart", "", "write a latency/throughput chart: .html (inline SVG) or .svg")
 		seed       = fs.Uint64("seed", 1, "random seed of the traffic")
+		cpuProfile = fs.String("cpuprofile", "", "write the harness's own CPU profile to this file (to check its cost per request)")
 	)
 	fs.Float64Var(&cfg.Rate, "rate", 100, "open model arrival rate per second; 0 = closed model at full speed")
 	fs.DurationVar(&cfg.Duration, "duration", 10*time.Second, "measured run length")
@@ -112,6 +128,14 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	cfg.Seed = *seed
 	if isTerminal(os.Stderr) {
 		cfg.Progress = stderr
+	}
+	if *cpuProfile != "" {
+		stop, err := startCPUProfile(*cpuProfile)
+		if err != nil {
+			fmt.Fprintf(stderr, "loadtest: %v\n", err)
+			return 1
+		}
+		defer stop()
 	}
 	res, err := Run(ctx, cfg)
 	if err != nil {

@@ -13,7 +13,8 @@
 // AppendOpenRTB encode into caller-owned buffers without allocating. A
 // user's attributes derive from the user id, so a returning user looks the
 // same. [BuildCatalog] draws campaigns from the same distributions, sized so
-// that an estimated 1-5% of the catalog matches a request.
+// that the targeting of an estimated 1-5% of the catalog matches a request
+// (the index's answer; about 1% also has a creative of the slot's size).
 //
 // # Models and measurement
 //
@@ -44,9 +45,16 @@
 // the impression is the bid's burl with ${AUCTION_PRICE} replaced by the
 // price, and clicks/conversions follow bid.ext.click_url/conversion_url.
 //
+// An answer is read with a reused fastjson parser that validates it whole
+// but decodes only what the beacons need, so that the harness's own cost per
+// request stays close to what it pays for the baseline's empty answers.
+//
 // With Baseline, the same schedule first runs against an empty fasthttp
 // server on 127.0.0.1:0 ([BaselineServer], 204 to everything), then against
-// the targets; the result carries both and their ratios.
+// the targets; the result carries both and their ratios. The baseline server
+// runs inside the harness's process, so on a small machine the two share
+// the cores just as the harness and a local ad server do; do not pin them
+// apart (the ad server's share of the cores would differ between phases).
 //
 // # Concurrency
 //

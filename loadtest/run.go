@@ -393,9 +393,9 @@ func (r *runner) do(w *worker, t *target, intended time.Time) {
 		fills, ok := w.rp.parse(openrtb, resp.Body())
 		bad = !ok
 		filled = len(fills) > 0
-		for _, f := range fills {
-			if f.imp != "" && r.cfg.ImpRate > 0 && w.src.Float64() < r.cfg.ImpRate {
-				r.beacons.offer(beaconJob{t: t, imp: f.imp, click: f.click, conv: f.conv})
+		for i := range fills {
+			if f := &fills[i]; len(f.imp) > 0 && r.cfg.ImpRate > 0 && w.src.Float64() < r.cfg.ImpRate {
+				r.beacons.offer(f.job(t))
 			}
 		}
 	}

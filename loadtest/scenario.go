@@ -124,7 +124,9 @@ type BrowserSpec struct {
 // CampaignModel parameterises the catalog that `loadtest seed` creates.
 type CampaignModel struct {
 	// MatchMin and MatchMax bound the estimated share of requests each
-	// targeted campaign matches (drawn log-uniformly between them).
+	// targeted campaign's targeting matches (drawn log-uniformly between
+	// them): what the server's targeting index returns. Whether one of the
+	// campaign's creatives fits the slot's size is apart.
 	MatchMin float64 `json:"match_min"`
 	MatchMax float64 `json:"match_max"`
 	// ROSShare is the share of run-of-network campaigns (empty targeting).

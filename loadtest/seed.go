@@ -49,12 +49,13 @@ type SeedConfig struct {
 
 // SeedResult counts what Seed did.
 type SeedResult struct {
-	Created        map[string]int // per kind: advertisers, placements, campaigns
-	Failed         int
-	Retried        int
-	Errors         []string // the first few failures
-	EstimatedMatch float64
-	Elapsed        time.Duration
+	Created map[string]int // per kind: advertisers, placements, campaigns
+	Failed  int
+	Retried int
+	Errors  []string // the first few failures
+	Elapsed time.Duration
+	// EstimatedMatch and EstimatedFit are the catalog's (see Catalog).
+	EstimatedMatch, EstimatedFit float64
 }
 
 type seedItem struct {
@@ -100,7 +101,7 @@ func Seed(ctx context.Context, cfg SeedConfig) (*SeedResult, error) {
 	hc := newHostClient(scheme, addr, cfg.Concurrency, cfg.Timeout)
 	defer hc.CloseIdleConnections()
 	s := &seeder{cfg: &cfg, hc: hc, host: host}
-	res := &SeedResult{Created: map[string]int{}, EstimatedMatch: cat.EstimatedMatch}
+	res := &SeedResult{Created: map[string]int{}, EstimatedMatch: cat.EstimatedMatch, EstimatedFit: cat.EstimatedFit}
 	start := time.Now()
 	phases := []struct {
 		kind, prefix string
@@ -291,9 +292,10 @@ func mainSeed(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		fmt.Fprintf(stderr, "loadtest seed: %v\n", err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "seed: %d advertisers, %d placements, %d campaigns created; %d failed, %d retries; %.1fs; a request matches ~%.1f%% of campaigns (estimate)\n",
+	fmt.Fprintf(stdout, "seed: %d advertisers, %d placements, %d campaigns created; %d failed, %d retries; %.1fs; "+
+		"a request's targeting matches ~%.1f%% of campaigns, ~%.1f%% with a creative of its size (estimates)\n",
 		res.Created["advertisers"], res.Created["placements"], res.Created["campaigns"], res.Failed, res.Retried,
-		res.Elapsed.Seconds(), 100*res.EstimatedMatch)
+		res.Elapsed.Seconds(), 100*res.EstimatedMatch, 100*res.EstimatedFit)
 	if err != nil || res.Failed > 0 {
 		return 1
 	}

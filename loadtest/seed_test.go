@@ -155,9 +155,12 @@ func matches(c *Campaign, attrs map[string]map[string]bool) bool {
 			size = true
 		}
 	}
-	if !size {
-		return false
-	}
+	return size && targetingMatches(c, attrs)
+}
+
+// targetingMatches reports whether c's targeting matches attrs: what the
+// server's index answers.
+func targetingMatches(c *Campaign, attrs map[string]map[string]bool) bool {
 	if len(c.Targeting.Any) == 0 {
 		return true
 	}
@@ -184,7 +187,9 @@ func matches(c *Campaign, attrs map[string]map[string]bool) bool {
 
 func itoa(n int) string { return strconv.Itoa(n) }
 
-// A realistic share of the catalog matches a request: 1-5% on average.
+// A realistic share of the catalog matches a request: 1-5% on average by
+// targeting (what the server's index returns), about 1% with a creative of
+// the slot's size too.
 func TestCatalogMatchShare(t *testing.T) {
 	sc := DefaultScenario()
 	cat := BuildCatalog(sc, 1000, 50, 9, time.Now())
@@ -192,7 +197,7 @@ func TestCatalogMatchShare(t *testing.T) {
 	src := g.NewSource(77)
 	var r Request
 	const n = 1000
-	total := 0
+	total, targeted := 0, 0
 	zero := 0
 	for range n {
 		g.Next(src, &r)
@@ -208,6 +213,9 @@ func TestCatalogMatchShare(t *testing.T) {
 			if matches(&cat.Campaigns[i], attrs) {
 				k++
 			}
+			if targetingMatches(&cat.Campaigns[i], attrs) {
+				targeted++
+			}
 		}
 		if k == 0 {
 			zero++
@@ -215,10 +223,19 @@ func TestCatalogMatchShare(t *testing.T) {
 		total += k
 	}
 	share := float64(total) / n / float64(len(cat.Campaigns))
-	t.Logf("mean share of campaigns matching a request: %.2f%% (estimate %.2f%%); requests matching none: %d of %d",
-		100*share, 100*cat.EstimatedMatch, zero, n)
-	if share < 0.01 || share > 0.05 {
-		t.Errorf("a request matches %.2f%% of the campaigns, want 1-5%%", 100*share)
+	tshare := float64(targeted) / n / float64(len(cat.Campaigns))
+	t.Logf("mean share of campaigns matching a request: %.2f%% by targeting (estimate %.2f%%), %.2f%% with a fitting creative (estimate %.2f%%); requests matching none: %d of %d",
+		100*tshare, 100*cat.EstimatedMatch, 100*share, 100*cat.EstimatedFit, zero, n)
+	if tshare < 0.01 || tshare > 0.05 {
+		t.Errorf("a request's targeting matches %.2f%% of the campaigns, want 1-5%%", 100*tshare)
+	}
+	if share < 0.005 || share > tshare {
+		t.Errorf("a request matches %.2f%% of the campaigns with a fitting creative, want 0.5%%-%.2f%%", 100*share, 100*tshare)
+	}
+	for name, est := range map[string][2]float64{"match": {tshare, cat.EstimatedMatch}, "fit": {share, cat.EstimatedFit}} {
+		if r := est[0] / est[1]; r < 0.5 || r > 2 {
+			t.Errorf("%s: measured %.2f%%, estimated %.2f%%: the estimate is off", name, 100*est[0], 100*est[1])
+		}
 	}
 	// Targeting uses several attributes, not just one.
 	attrs := map[string]int{}

@@ -24,6 +24,16 @@ func b2s(b []byte) string { return unsafe.String(unsafe.SliceData(b), len(b)) }
 
 const maxSlots = 16
 
+// slotPaths[i] is "slots[i]" and slotIDPaths[i] "slots[i].id": built once,
+// not per request.
+var slotPaths, slotIDPaths = func() (p, id [maxSlots]string) {
+	for i := range p {
+		p[i] = "slots[" + strconv.Itoa(i) + "]"
+		id[i] = p[i] + ".id"
+	}
+	return p, id
+}()
+
 // parseAdRequest fills r from a POST /v1/ad body. Unknown fields are
 // ignored (SDKs may be newer than the server); known fields of the wrong
 // type, missing required fields and invalid values are errors. Strings in
@@ -163,12 +173,12 @@ func parseAdRequest(p *fastjson.Parser, body []byte, r *decision.Request) *reqEr
 		return &reqError{"slots", "invalid_value", "must hold 1 to " + strconv.Itoa(maxSlots) + " slots"}
 	}
 	for i, sv := range arr {
-		path := "slots[" + strconv.Itoa(i) + "]"
+		path := slotPaths[i]
 		if sv.Type() != fastjson.TypeObject {
 			return &reqError{path, "wrong_type", "must be an object"}
 		}
 		s := r.AddSlot()
-		s.ID = str(sv, "id", path+".id", true)
+		s.ID = str(sv, "id", slotIDPaths[i], true)
 		if e != nil {
 			return e
 		}

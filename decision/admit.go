@@ -1,0 +1,350 @@
+package decision
+
+import (
+	"slices"
+	"time"
+
+	"github.com/adserver/adserver/auction"
+	"github.com/adserver/adserver/campaign"
+)
+
+// Candidate admission.
+//
+// The index typically answers hundreds of campaigns per slot, of which the
+// auction needs only the best few: the winner and the runner-up that sets
+// its price, after competitive exclusion has removed at most one advertiser
+// per slot. The checks that cost (frequency caps, budget pacing) therefore
+// run lazily, in rank order, and stop once the answer cannot change:
+//
+//  1. every candidate passes the pure, cheap filters in index order:
+//     pauses, private-auction deals, blocks (with none of these in force,
+//     only the campaign's priority is read);
+//  2. the survivors are taken by priority tier, highest first; in a tier
+//     a candidate needs a creative that fits the slot, and its eCPM is
+//     computed (a CPC campaign first picks its creative, whose predicted
+//     CTR its eCPM depends on); one below the slot's reserve, which can
+//     neither win nor set a price, is dropped;
+//  3. the tier's candidates are taken best first (eCPM) through the costly
+//     checks until n+1 distinct advertisers are admitted, n being the
+//     number of slots in the request, and then also every candidate tied
+//     with the last one admitted (ties are broken in the auction); lower
+//     tiers are reached only if that has not happened yet.
+//
+// In an auction over all eligible candidates, a slot's winner is its best
+// candidate whose advertiser has not won a slot filled earlier (at most
+// n-1 advertisers), and its runner-up the best one left after excluding
+// those and the winner's (at most n advertisers): both are among the
+// candidates of the first n+1 distinct advertisers in rank order, ties
+// included. So the auction over the admitted candidates picks the same
+// winners at the same prices; only the random draws that break exact ties
+// may fall differently. Debug requests, which explain every candidate,
+// take every check eagerly instead (collectAll).
+
+// pending is a candidate that passed the cheap filters of one slot.
+type pending struct {
+	c    *campaign.Campaign
+	cr   *campaign.Creative // picked for CPC bids; nil until admitted for CPM
+	pctr float64
+	ecpm campaign.Micros
+	prio int
+	idx  int // arrival order in the slot
+}
+
+// above reports whether p ranks above q: higher priority, then higher eCPM,
+// then earlier arrival.
+func (p *pending) above(q *pending) bool {
+	if p.prio != q.prio {
+		return p.prio > q.prio
+	}
+	if p.ecpm != q.ecpm {
+		return p.ecpm > q.ecpm
+	}
+	return p.idx < q.idx
+}
+
+// collectAll fills as with every candidate of res.cands, running every
+// check on each one and explaining each exclusion (debug requests).
+func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result, sw *Switches, now time.Time, rnd *rand, st *collectStats) {
+	for _, c := range res.cands {
+		reason := cheapIneligible(req, c, sw)
+		if reason == "" {
+			reason = e.costlyIneligible(req, c, now)
+		}
+		if reason != "" {
+			if reason == reasonBlockedCategory || reason == reasonBlockedDomain {
+				st.blocked++
+			}
+			res.exclude(c, s.ID, StageEligibility, reason)
+			continue
+		}
+		cr := pickCreative(c, s, rnd)
+		if cr == nil {
+			res.exclude(c, s.ID, StageCreative, "no creative fits the slot's format and size")
+			continue
+		}
+		st.passed++
+		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: c, Creative: cr, PCTR: e.predict(c, cr, req)})
+	}
+}
+
+// collectLazy fills as with the candidates of res.cands the auction needs,
+// admitting them as the comment at the top of this file describes. slots is
+// the number of slots the request may fill.
+func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve campaign.Micros, res *Result, sw *Switches, now time.Time, rnd *rand, slots int, st *collectStats) {
+	all := res.pend[:0]
+	for _, c := range res.cands {
+		if reason := cheapIneligible(req, c, sw); reason != "" {
+			if reason == reasonBlockedCategory || reason == reasonBlockedDomain {
+				st.blocked++
+			}
+			continue
+		}
+		all = append(all, pending{c: c, prio: c.Priority, idx: len(all)})
+	}
+	// Tier by tier from the highest priority: whether a candidate has a
+	// creative that fits, and its eCPM, are worked out only when its tier
+	// is reached, usually the first one, sparing the memory reads of the
+	// others. Every tier is reached unless slots+1 advertisers are
+	// admitted, so st.passed is exact whenever it is 0.
+	ad := admission{e: e, req: req, res: res, now: now, slots: slots,
+		admitted: res.admitted[:0], advs: res.advs[:0]}
+	for pend := all; !ad.full && len(pend) > 0; {
+		var tier []pending
+		tier, pend = nextTier(pend)
+		ad.admit(e.priceTier(tier, req, s, reserve, rnd, st))
+	}
+	// Back to arrival order, which the auction's tie rules follow.
+	admitted := ad.admitted
+	slices.SortFunc(admitted, func(a, b pending) int { return a.idx - b.idx })
+	for i := range admitted {
+		p := &admitted[i]
+		if p.cr == nil {
+			p.cr = pickCreative(p.c, s, rnd)
+		}
+		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: p.c, Creative: p.cr, PCTR: p.pctr})
+	}
+	clear(all)
+	clear(admitted)
+	clear(ad.advs)
+	res.pend, res.admitted, res.advs = all[:0], admitted[:0], ad.advs[:0]
+}
+
+// nextTier moves the candidates of the highest priority in pend to its
+// front and returns them and the rest.
+func nextTier(pend []pending) (tier, rest []pending) {
+	top := pend[0].prio
+	for i := range pend {
+		top = max(top, pend[i].prio)
+	}
+	k := 0
+	for i := range pend {
+		if pend[i].prio == top {
+			pend[i], pend[k] = pend[k], pend[i]
+			k++
+		}
+	}
+	return pend[:k], pend[k:]
+}
+
+// priceTier keeps, in place, the candidates of tier with a creative that
+// fits s and an eCPM at or above reserve, which it sets (a CPC campaign
+// first picks its creative, whose predicted CTR its eCPM depends on).
+func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
+	kept := tier[:0]
+	for _, p := range tier {
+		if !fitsAny(p.c, s) {
+			continue
+		}
+		st.passed++
+		if p.c.Bid.Model == campaign.BidCPC {
+			p.cr = pickCreative(p.c, s, rnd)
+			p.pctr = e.predict(p.c, p.cr, req)
+		}
+		p.ecpm = auction.ECPM(p.c.Bid, p.pctr)
+		if p.ecpm <= 0 || p.ecpm < reserve {
+			continue // cannot win, cannot set a price
+		}
+		kept = append(kept, p)
+	}
+	return kept
+}
+
+// admission is the state of one slot's admission across tiers.
+type admission struct {
+	e     *Engine
+	req   *Request
+	res   *Result
+	now   time.Time
+	slots int
+	// admitted are the candidates let through, advs their distinct
+	// advertisers; full is set once there are slots+1 of those.
+	admitted []pending
+	advs     []string
+	full     bool
+}
+
+// admit takes the candidates of one priced tier best first, through a
+// binary heap (usually only a few pops are needed), through the costly
+// checks, until the admission is full and the candidates tied with the one
+// that filled it are in too.
+func (ad *admission) admit(tier []pending) {
+	heapify(tier)
+	var last campaign.Micros // eCPM of the candidate that filled the admission
+	for n := len(tier); n > 0; n-- {
+		p := tier[0]
+		if ad.full && p.ecpm != last {
+			return
+		}
+		tier[0] = tier[n-1]
+		siftDown(tier[:n-1], 0)
+		if ad.e.costlyIneligibleCached(ad.req, p.c, ad.now, ad.res, ad.slots) != "" {
+			continue
+		}
+		ad.admitted = append(ad.admitted, p)
+		if !ad.full && !containsString(ad.advs, p.c.AdvertiserID) {
+			ad.advs = append(ad.advs, p.c.AdvertiserID)
+			if len(ad.advs) == ad.slots+1 {
+				ad.full, last = true, p.ecpm
+			}
+		}
+	}
+}
+
+// collectStats counts, over all slots, the candidates blocked and those that
+// passed the filters, for the no-fill reason.
+type collectStats struct{ blocked, passed int }
+
+func (e *Engine) predict(c *campaign.Campaign, cr *campaign.Creative, req *Request) float64 {
+	if c.Bid.Model == campaign.BidCPC && e.CTR != nil && cr != nil {
+		return e.CTR.Predict(cr.ID, req.PlacementID)
+	}
+	return 0
+}
+
+// Exclusion reasons of the eligibility stage that count as blocks.
+const (
+	reasonBlockedCategory = "blocked_category"
+	reasonBlockedDomain   = "blocked_domain"
+)
+
+// cheapIneligible returns why c may not serve req by the pure, cheap rules
+// (switches, deals, blocks), or "".
+func cheapIneligible(req *Request, c *campaign.Campaign, sw *Switches) string {
+	// The length checks spare loading the ids (a cache miss per candidate)
+	// when nothing is paused, the common case.
+	if sw != nil && (len(sw.PausedCampaigns) > 0 && sw.PausedCampaigns[c.ID] ||
+		len(sw.PausedAdvertisers) > 0 && sw.PausedAdvertisers[c.AdvertiserID]) {
+		return "paused"
+	}
+	if req.PrivateAuction && !sharesDeal(c.Deals, req.Deals) {
+		return "private_auction_no_deal"
+	}
+	if len(req.BlockedCats) > 0 && intersects(c.Categories, req.BlockedCats) {
+		return reasonBlockedCategory
+	}
+	if len(req.BlockedDomains) > 0 {
+		for i := range c.Creatives {
+			if intersects(c.Creatives[i].Adomain, req.BlockedDomains) {
+				return reasonBlockedDomain
+			}
+		}
+	}
+	return ""
+}
+
+// costlyIneligible returns why c may not serve req by frequency cap or
+// budget pacing, or "".
+func (e *Engine) costlyIneligible(req *Request, c *campaign.Campaign, now time.Time) string {
+	if e.Capper != nil && c.FrequencyCap != nil && !e.Capper.Allows(req.UserID, c, now) {
+		return "frequency_cap"
+	}
+	if e.Pacer != nil {
+		if ok, reason := e.Pacer.Allow(c, now); !ok {
+			return reason
+		}
+	}
+	return ""
+}
+
+// costlyIneligibleCached is costlyIneligible asked once per campaign and
+// request: with several slots a campaign may be a candidate of each.
+func (e *Engine) costlyIneligibleCached(req *Request, c *campaign.Campaign, now time.Time, res *Result, slots int) string {
+	if slots <= 1 {
+		return e.costlyIneligible(req, c, now)
+	}
+	if res.checked == nil {
+		res.checked = make(map[*campaign.Campaign]string)
+	}
+	if reason, ok := res.checked[c]; ok {
+		return reason
+	}
+	reason := e.costlyIneligible(req, c, now)
+	res.checked[c] = reason
+	return reason
+}
+
+// fitsAny reports whether any creative of c fits s.
+func fitsAny(c *campaign.Campaign, s *Slot) bool {
+	f := fitter{s: s}
+	for i := range c.Creatives {
+		if f.fits(&c.Creatives[i]) {
+			return true
+		}
+	}
+	return false
+}
+
+func containsString(list []string, s string) bool {
+	for _, x := range list {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+// heapify orders h as a binary max-heap by pending.above.
+func heapify(h []pending) {
+	for i := len(h)/2 - 1; i >= 0; i-- {
+		siftDown(h, i)
+	}
+}
+
+func siftDown(h []pending, i int) {
+	n := len(h)
+	for {
+		l := 2*i + 1
+		if l >= n {
+			return
+		}
+		m := l
+		if r := l + 1; r < n && h[r].above(&h[l]) {
+			m = r
+		}
+		if !h[m].above(&h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		i = m
+	}
+}
+
+// commonSizes are the IAB display sizes, spelled once so that a slot of one
+// of them costs no allocation.
+var commonSizes = func() map[Size]string {
+	m := make(map[Size]string)
+	for _, z := range [...]Size{{300, 250}, {728, 90}, {320, 50}, {300, 600}, {160, 600}, {970, 250},
+		{970, 90}, {336, 280}, {468, 60}, {320, 100}, {300, 50}, {120, 600}, {250, 250}, {200, 200},
+		{180, 150}, {125, 125}, {240, 400}, {300, 1050}, {640, 480}, {480, 320}, {320, 480}, {1024, 768}, {768, 1024}} {
+		m[z] = campaign.SizeString(z.W, z.H)
+	}
+	return m
+}()
+
+// sizeString is campaign.SizeString, without allocating for common sizes.
+func sizeString(w, h int) string {
+	if s, ok := commonSizes[Size{w, h}]; ok {
+		return s
+	}
+	return campaign.SizeString(w, h)
+}

@@ -1,0 +1,207 @@
+package decision
+
+import (
+	"fmt"
+	mrand "math/rand/v2"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/adserver/adserver/auction"
+	"github.com/adserver/adserver/campaign"
+	"github.com/adserver/adserver/targeting"
+)
+
+var testNow = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
+// hashPacer refuses a fixed, pseudo-random fifth of the campaigns (by id)
+// and counts its calls.
+type hashPacer struct{ allows atomic.Int64 }
+
+// idHash is FNV-1a, inline so that it allocates nothing.
+func idHash(s string) uint32 {
+	h := uint32(2166136261)
+	for i := 0; i < len(s); i++ {
+		h = (h ^ uint32(s[i])) * 16777619
+	}
+	return h
+}
+
+func (p *hashPacer) Allow(c *campaign.Campaign, now time.Time) (bool, string) {
+	p.allows.Add(1)
+	if idHash(c.ID)%5 == 0 {
+		return false, "throttled"
+	}
+	return true, ""
+}
+func (p *hashPacer) Reserve(*campaign.Campaign, campaign.Micros, time.Time) bool { return true }
+func (p *hashPacer) Observe(string, time.Time)                                   {}
+
+// hashCapper caps a fixed third of the (user, campaign) pairs.
+type hashCapper struct{ calls atomic.Int64 }
+
+func (k *hashCapper) Allows(user string, c *campaign.Campaign, now time.Time) bool {
+	k.calls.Add(1)
+	return (idHash(user)^idHash(c.ID))%3 != 0
+}
+func (k *hashCapper) Record(string, *campaign.Campaign, time.Time) {}
+
+// randomCatalog makes n campaigns of a few advertisers with distinct bids
+// (so the auction has no ties), mixed priorities, CPM and CPC, caps, and one
+// or two banners of one size each; about half match any given request.
+func randomCatalog(t testing.TB, rng *mrand.Rand, n, advertisers int, distinct bool) []*campaign.Campaign {
+	sizes := [][2]int{{300, 250}, {728, 90}, {320, 50}}
+	countries := []string{"KR", "US", "JP"}
+	cs := make([]*campaign.Campaign, n)
+	for i := range cs {
+		model, amount := "cpm", 0.5+float64(i)*0.013
+		if !distinct {
+			amount = 1
+		} else if i%4 == 0 {
+			model, amount = "cpc", 0.05+float64(i)*0.0071
+		}
+		tgt := `{}`
+		if i%7 != 0 {
+			tgt = fmt.Sprintf(`{"any":[{"all":[{"attr":"country","in":[%q,%q]}]}]}`,
+				countries[rng.IntN(3)], countries[rng.IntN(3)])
+		}
+		capJS := ""
+		if i%3 == 0 {
+			capJS = `"frequency_cap":{"count":2,"window":"1h"},`
+		}
+		var crs string
+		z := sizes[rng.IntN(len(sizes))] // one size: a campaign fits one slot of a request
+		for k := range 1 + rng.IntN(2) {
+			if k > 0 {
+				crs += ","
+			}
+			crs += fmt.Sprintf(`{"id":"cr-%d-%d","format":"banner","w":%d,"h":%d,"html":"<a href='{{CLICK_URL}}'>x</a>","landing_url":"https://e.example/","adomain":["a%d.example"]}`,
+				i, k, z[0], z[1], i%advertisers)
+		}
+		prio := 1 + rng.IntN(3)
+		if !distinct {
+			prio = 1
+		}
+		js := fmt.Sprintf(`{"id":"c-%d","advertiser_id":"adv-%d","status":"active","start":"2026-01-01T00:00:00Z","end":"2030-01-01T00:00:00Z",
+			"budget":{"daily":1000},"bid":{"model":%q,"amount":%.4f},%s"priority":%d,"targeting":%s,"creatives":[%s]}`,
+			i, i%advertisers, model, amount, capJS, prio, tgt, crs)
+		c, err := campaign.DecodeCampaign([]byte(js))
+		if err != nil {
+			t.Fatalf("campaign %d: %v\n%s", i, err, js)
+		}
+		cs[i] = c
+	}
+	return cs
+}
+
+func randomRequest(rng *mrand.Rand, i int) *Request {
+	req := &Request{
+		ID: fmt.Sprintf("r-%d", i), PlacementID: "p-1", UserID: fmt.Sprintf("u-%d", rng.IntN(50)),
+		Country: []string{"KR", "US", "JP"}[rng.IntN(3)],
+	}
+	// One size per slot, none shared: a campaign is a candidate of one slot
+	// only (one campaign in two slots would tie with itself, which the
+	// auction breaks at random).
+	sizes := []Size{{300, 250}, {728, 90}, {320, 50}}
+	first := rng.IntN(3)
+	for k := range 1 + rng.IntN(3) {
+		s := req.AddSlot()
+		s.ID = fmt.Sprintf("s%d", k)
+		s.Sizes = append(s.Sizes, sizes[(first+k)%3])
+		s.Floor = campaign.Micros(rng.IntN(3)) * 1_000_000
+	}
+	return req
+}
+
+func newTestEngine(t testing.TB) (*Engine, *hashPacer, *hashCapper) {
+	ctr, err := auction.NewCTRModel(auction.CTRConfig{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, k := &hashPacer{}, &hashCapper{}
+	return &Engine{NodeID: "n1", Seed: 7, CTR: ctr, Pacer: p, Capper: k}, p, k
+}
+
+type adKey struct {
+	slot, campaign string
+	price, clear   campaign.Micros
+}
+
+func adKeys(res *Result) []adKey {
+	var ks []adKey
+	for _, a := range res.Ads {
+		ks = append(ks, adKey{a.SlotID, a.Campaign.ID, a.Price, a.ClearingECPM})
+	}
+	return ks
+}
+
+// The lazy admission picks the same winners at the same prices as checking
+// every candidate (the debug path), while asking pacing and caps far less.
+func TestLazyAdmissionMatchesEager(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(1, 2))
+	for round := range 20 {
+		cs := randomCatalog(t, rng, 300, 5+rng.IntN(40), true)
+		cat := &Catalog{Index: targeting.Build(cs), Placements: map[string]*campaign.Placement{}}
+		e, p, k := newTestEngine(t)
+		var lazyCalls, eagerCalls int64
+		for i := range 50 {
+			req := randomRequest(rng, i)
+			var lazy, eager Result
+			before := p.allows.Load() + k.calls.Load()
+			e.Decide(req, cat, nil, testNow, &lazy)
+			mid := p.allows.Load() + k.calls.Load()
+			req.Debug = true
+			e.Decide(req, cat, nil, testNow, &eager)
+			lazyCalls += mid - before
+			eagerCalls += p.allows.Load() + k.calls.Load() - mid
+			if got, want := adKeys(&lazy), adKeys(&eager); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("round %d request %d: lazy admission gave %v, checking every candidate %v", round, i, got, want)
+			}
+			if (lazy.NoFill == "") != (eager.NoFill == "") {
+				t.Fatalf("round %d request %d: no-fill %q vs %q", round, i, lazy.NoFill, eager.NoFill)
+			}
+		}
+		if lazyCalls*3 > eagerCalls {
+			t.Errorf("round %d: %d pacing and cap checks, checking every candidate made %d", round, lazyCalls, eagerCalls)
+		}
+	}
+}
+
+// Candidates tied with the last one admitted are all admitted: the
+// auction's random tie-break must see every one of them.
+func TestLazyAdmissionKeepsTies(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(3, 4))
+	cs := randomCatalog(t, rng, 60, 60, false) // one price, one priority, all advertisers distinct
+	cat := &Catalog{Index: targeting.Build(cs), Placements: map[string]*campaign.Placement{}}
+	e, _, _ := newTestEngine(t)
+	req := &Request{ID: "r", UserID: "u-1", Country: "KR"}
+	s := req.AddSlot()
+	s.ID, s.Sizes = "s1", []Size{{300, 250}}
+	var res Result
+	e.Decide(req, cat, nil, testNow, &res)
+	want := 0
+	for _, c := range cs {
+		if c.Bid.Model == campaign.BidCPM && fitsAny(c, s) && e.costlyIneligible(req, c, testNow) == "" &&
+			targetingMatchesKR(c) {
+			want++
+		}
+	}
+	if got := len(res.auction.Slots[0].Candidates); got != want || want < 10 {
+		t.Errorf("%d candidates reached the auction, want all %d tied ones", got, want)
+	}
+	if len(res.Ads) != 1 {
+		t.Errorf("%d ads", len(res.Ads))
+	}
+}
+
+func targetingMatchesKR(c *campaign.Campaign) bool {
+	if len(c.Targeting.Any) == 0 {
+		return true
+	}
+	for _, v := range c.Targeting.Any[0].All[0].In {
+		if v == "kr" || v == "KR" {
+			return true
+		}
+	}
+	return false
+}
