@@ -156,7 +156,7 @@ func (c *Config) flagSet(name string) *flag.FlagSet {
 	fs.Int64Var(&c.EventLog.SegmentBytes, "eventlog.segment-bytes", c.EventLog.SegmentBytes, "size at which the event log rolls to a new segment file")
 	fs.IntVar(&c.Shipper.BatchRows, "shipper.batch-rows", c.Shipper.BatchRows, "rows per ClickHouse insert")
 	fs.DurationVar(&c.Shipper.BatchInterval, "shipper.batch-interval", c.Shipper.BatchInterval, "longest wait before a partial batch is inserted")
-	fs.IntVar(&c.Pacing.Nodes, "pacing.nodes", c.Pacing.Nodes, "nodes sharing every budget (each may spend 1/n of what remains near exhaustion); 0: count the nodes heard on adserver.spend")
+	fs.IntVar(&c.Pacing.Nodes, "pacing.nodes", c.Pacing.Nodes, "nodes sharing every budget, at least the fleet size (each raise of a node's budget share takes at most 1/n of what no node holds); 0: count the nodes heard on adserver.spend")
 	fs.DurationVar(&c.Pacing.ControlInterval, "pacing.control-interval", c.Pacing.ControlInterval, "how often the pacing controller updates pass rates and expires reservations")
 	fs.DurationVar(&c.Pacing.ReservationExpiry, "pacing.reservation-expiry", c.Pacing.ReservationExpiry, "how long a decision's reserved cost counts against its budget when no beacon charges it")
 	fs.Int64Var(&c.Pacing.DedupEntries, "events.dedup-entries", c.Pacing.DedupEntries, "event ids remembered to drop repeated beacons (about 100 bytes each)")

@@ -23,9 +23,15 @@ type campState struct {
 	rng   atomic.Uint64 // random stream state
 
 	view atomic.Pointer[remoteView] // other nodes' spend, rebuilt under mu
+	// totCeil is this node's ceiling under the lifetime budget (noCeiling
+	// until taken); hungry has a bit per budget that refused this node
+	// something since the last flush (see share.go).
+	totCeil atomic.Int64
+	hungry  atomic.Uint32
 	// What the other nodes last heard from this node (set by Published).
 	pubReserved atomic.Int64
 	pubTotal    atomic.Int64
+	pubTotCeil  atomic.Int64
 	pubAt       atomic.Int64 // unix nanos of the last published record
 	own         atomic.Pointer[ownRecord]
 
@@ -42,6 +48,8 @@ type dayState struct {
 
 	spent    atomic.Int64 // this node's spend on the day, micros
 	pubSpent atomic.Int64 // spent as last published
+	ceil     atomic.Int64 // this node's ceiling under the daily budget, or noCeiling
+	pubCeil  atomic.Int64 // ceil as last published
 	prev     atomic.Pointer[dayState]
 	plan     atomic.Pointer[plan] // set by Tick for even campaigns
 }
@@ -59,11 +67,20 @@ func (p *Pacer) Allow(c *campaign.Campaign, now time.Time) (ok bool, reason stri
 	}
 	s := p.state(c)
 	ds := p.current(s, c.Location(), now)
+	p.firstShares(s, ds, int64(c.Budget.Daily), int64(c.Budget.Total), now.UnixNano())
 	daily, total := p.headroom(s, ds, c, s.res.total.Load())
 	if daily <= 0 {
+		s.markHungry(hungryDaily)
+		if p.shared.Load() && ds.ceil.Load() == noCeiling {
+			return false, ReasonSharePending
+		}
 		return false, ReasonBudgetExhausted
 	}
 	if total <= 0 {
+		s.markHungry(hungryTotal)
+		if p.shared.Load() && s.totCeil.Load() == noCeiling {
+			return false, ReasonSharePending
+		}
 		return false, ReasonTotalBudgetExhausted
 	}
 	if c.Pacing != campaign.PacingASAP && mix64(s.rng.Add(golden))>>11 >= s.pass.Load() {
@@ -84,10 +101,17 @@ func (p *Pacer) Reserve(c *campaign.Campaign, cost campaign.Micros, now time.Tim
 	}
 	s := p.state(c)
 	ds := p.current(s, c.Location(), now)
+	p.firstShares(s, ds, int64(c.Budget.Daily), int64(c.Budget.Total), now.UnixNano())
 	for {
 		r := s.res.total.Load()
 		daily, total := p.headroom(s, ds, c, r)
 		if daily < int64(cost) || total < int64(cost) {
+			if daily < int64(cost) {
+				s.markHungry(hungryDaily)
+			}
+			if total < int64(cost) {
+				s.markHungry(hungryTotal)
+			}
 			return Reservation{}, false
 		}
 		if s.res.total.CompareAndSwap(r, r+int64(cost)) {
@@ -136,28 +160,18 @@ func (p *Pacer) Charge(campaignID string, cost campaign.Micros, at time.Time) {
 
 // headroom returns how much more this node may commit to c under the daily
 // and the total budget (noLimit for a budget not set), given its own
-// outstanding reservations res.
-//
-// With n nodes, this node's ceiling is P + (B - P - O)/n, where P is its own
-// usage (spend + reservations) as last published and O the other nodes'
-// usage as last heard. When all nodes hear the same records, the ceilings
-// sum to exactly B; see the package doc for the bound when they do not.
+// outstanding reservations res: what its ceiling leaves above its usage
+// (see limit and the package doc's share rule).
 func (p *Pacer) headroom(s *campState, ds *dayState, c *campaign.Campaign, res int64) (daily, total int64) {
+	shared := p.shared.Load()
 	n := p.nodes.Load()
 	v := s.view.Load()
-	pubRes := s.pubReserved.Load()
 	daily, total = noLimit, noLimit
 	if b := int64(c.Budget.Daily); b > 0 {
-		own := ds.spent.Load() + res
-		pub := ds.pubSpent.Load() + pubRes
-		others := v.spend(ds.day) + v.reservedSum()
-		daily = pub + (b-pub-others)/n - own
+		daily = limit(shared, b, ds.ceil.Load(), v.heldDay(ds.day), n) - (ds.spent.Load() + res)
 	}
 	if b := int64(c.Budget.Total); b > 0 {
-		own := s.total.Load() + res
-		pub := s.pubTotal.Load() + pubRes
-		others := v.totalSum() + v.reservedSum()
-		total = pub + (b-pub-others)/n - own
+		total = limit(shared, b, s.totCeil.Load(), v.totalHeldSum(), n) - (s.total.Load() + res)
 	}
 	return daily, total
 }
@@ -212,10 +226,14 @@ func (p *Pacer) roll(s *campState, loc *time.Location, t time.Time) *dayState {
 	}
 	start, end := d.Bounds(loc)
 	nd := &dayState{day: d, loc: loc, start: start.UnixNano(), end: end.UnixNano()}
+	nd.ceil.Store(noCeiling)
+	nd.pubCeil.Store(noCeiling)
 	switch {
 	case old != nil && old.day == d:
 		nd.spent.Store(old.spent.Load())
 		nd.pubSpent.Store(old.pubSpent.Load())
+		nd.ceil.Store(old.ceil.Load())
+		nd.pubCeil.Store(old.pubCeil.Load())
 		nd.prev.Store(old.prev.Load())
 		nd.plan.Store(old.plan.Load())
 	default:
@@ -226,6 +244,8 @@ func (p *Pacer) roll(s *campState, loc *time.Location, t time.Time) *dayState {
 		if own := s.own.Load(); own != nil && own.day == d {
 			nd.spent.Store(own.daySpend)
 			nd.pubSpent.Store(own.daySpend)
+			nd.ceil.Store(own.dayCeil)
+			nd.pubCeil.Store(own.dayCeil)
 		}
 	}
 	s.cur.Store(nd)
@@ -242,7 +262,7 @@ func (p *Pacer) tickCampaign(s *campState, now time.Time) {
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.refreshViewLocked(now.UnixNano(), p.expiry)
+	p.refreshViewLocked(s, now.UnixNano())
 	if c == nil {
 		return
 	}

@@ -172,47 +172,23 @@ func TestTotalOnlyBudgetPlansRemainingDays(t *testing.T) {
 	}
 }
 
-// Two nodes that hear each other's records: near exhaustion each may only
-// commit its share of what remains, and the ceilings sum to the budget.
-func TestShareOfRemainingBudget(t *testing.T) {
+// Without a spend sync a node hears nothing of the others: with
+// Config.Nodes set it takes a static 1/Nodes of each budget. (With a sync,
+// see share_test.go.)
+func TestStaticShareWithoutSync(t *testing.T) {
 	now := time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
-	clk := &fakeClock{t: now}
-	a := newTestPacer(t, Config{NodeID: "a", Nodes: 2, Clock: clk})
-	b := newTestPacer(t, Config{NodeID: "b", Nodes: 2, Clock: clk})
+	a := newTestPacer(t, Config{NodeID: "a", Nodes: 2, Clock: &fakeClock{t: now}})
 	c := testCampaign(t, "c-1", "UTC", "asap", 1000, 0, "")
-	exchange := func() {
-		for _, pair := range [][2]*Pacer{{a, b}, {b, a}} {
-			ds := pair[0].AppendDeltas(nil, now)
-			pair[0].Published(ds)
-			for i := range ds {
-				pair[1].ApplyRemote(&ds[i], now)
-			}
-		}
-	}
 	if _, ok := a.Reserve(c, 400, now); !ok {
-		t.Fatal("a: 400 of a fresh 1000 refused")
+		t.Fatal("400 of a fresh 1000 refused")
 	}
-	if _, ok := a.Reserve(c, 200, now); ok {
-		t.Fatal("a: went past its half (500) before hearing from b")
+	if _, ok := a.Reserve(c, 101, now); ok {
+		t.Fatal("went past its half (500)")
 	}
-	exchange()
-	// b hears a's 400: b's share is (1000-400)/2 = 300; a's ceiling is now
-	// 400 + 300 = 700.
-	if _, ok := b.Reserve(c, 301, now); ok {
-		t.Fatal("b: went past its share of the remaining 600")
+	if _, ok := a.Reserve(c, 100, now); !ok {
+		t.Fatal("the rest of its half refused")
 	}
-	if _, ok := b.Reserve(c, 300, now); !ok {
-		t.Fatal("b: its share refused")
-	}
-	if _, ok := a.Reserve(c, 300, now); !ok {
-		t.Fatal("a: its share refused")
-	}
-	exchange()
-	for _, p := range []*Pacer{a, b} {
-		if ok, reason := p.Allow(c, now); ok || reason != ReasonBudgetExhausted {
-			t.Fatalf("%s: Allow = %v %q after the budget is fully reserved", p.NodeID(), ok, reason)
-		}
-	}
+	wantAllow(t, a, c, now, false, ReasonBudgetExhausted)
 }
 
 // A restarted node takes back its own spend from its records.

@@ -31,15 +31,19 @@ type Config struct {
 	// topic. Default "local". It may not contain '/'.
 	NodeID string
 
-	// Nodes is the number of serving nodes that share every budget. Near
-	// exhaustion each node may spend only 1/Nodes of what remains (see the
-	// package doc). Zero (the default) counts the nodes heard on the spend
-	// topic within NodeTTL, this one included; setting it is the stronger
+	// Nodes is the number of serving nodes that share every budget: each
+	// raise of a node's ceiling takes at most 1/Nodes of the budget nobody
+	// holds (the share rule: see the package doc). It must not be below
+	// the fleet's size. Zero (the default) counts the nodes heard on the
+	// spend topic within NodeTTL, this one included, and makes a node wait
+	// one more flush before its first share; setting it is the stronger
 	// guarantee when the fleet size is known.
 	Nodes int
 
 	// NodeTTL is how long a node counts as live after its last record.
-	// Default 10s; it must exceed the sync's flush interval several times.
+	// Default 10s; it must exceed the sync's flush interval several times
+	// (in auto mode a node raises no ceiling when its last heartbeat is
+	// older than 3/4 of it).
 	NodeTTL time.Duration
 
 	// Clock is used by Run and for the spend records. Default: the system
@@ -57,7 +61,9 @@ type Config struct {
 	ControlInterval time.Duration
 
 	// ReservationExpiry is how long a reservation counts against a budget
-	// when no charge releases it. Default 1m. Allowed 1s to 1h.
+	// when no charge releases it, and how long the other nodes keep
+	// counting the ceilings of a node they no longer hear from before they
+	// hand its share out again. Default 1m. Allowed 1s to 1h.
 	ReservationExpiry time.Duration
 
 	// FinishEarly makes an even campaign plan to finish its daily budget

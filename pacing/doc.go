@@ -19,7 +19,10 @@
 //	// per valid beacon (events package): p.Charge(campaignID, cost, at)
 //
 // /readyz should report p.Ready(): false while a restarted node replays
-// today's spend, during which Allow answers ReasonNotReady.
+// today's spend, during which Allow answers ReasonNotReady. With a spend
+// sync, a node serves a budgeted campaign once it holds a share of its
+// budget (see the share rule below): at its first flush after it is
+// ready (in auto mode the second), so within a second or two.
 //
 // # Money and time
 //
@@ -59,38 +62,111 @@
 //
 // # Budgets across nodes: the share rule and the overspend bound
 //
-// Every node publishes, at least once a second, its usage U_i = spend +
-// reservations per campaign and day; every node applies everyone's
-// records. Node i admits a cost only while
+// With a spend sync attached, each node holds a ceiling per budget (per
+// campaign and local day for the daily budget, per campaign for the
+// lifetime budget): the most its usage U_i, spend plus reservations, may
+// reach. It commits a cost only while U_i + cost <= C_i (and while the
+// budget leaves room beside what it hears the others hold, so that a
+// budget cut applies at once). Every node publishes its ceilings with its
+// spend at least once a second, and counts for each other node j what j
+// holds: H_j = max(C_j, U_j) as last heard while j may be serving (heard
+// from within ReservationExpiry, or this node's own consumer has not been
+// healthy that long), else U_j (its spend and unexpired reservations).
 //
-//	own usage + cost <= P_i + (B - P_i - O_i) / n
+// At each flush node i, holding H_i = max(C_i, U_i) and hearing the others
+// hold O_i in all, sees F = B - H_i - O_i free under budget B and moves its
+// ceiling:
 //
-// where P_i is its usage as last published (what the others know of it),
-// O_i the others' usage as last heard, and n the node count (Config.Nodes,
-// or the nodes heard within NodeTTL). Far from exhaustion the right side
-// is large and nothing changes; as the remainder shrinks below about n
-// times a node's spend per flush, each node may commit only its 1/n share
-// of what remains until its next flush, and every flush hands out a share
-// of the new remainder. The rule needs no separate mode and no rate
-// estimate.
+//	hungry (refused for lack of room since its last flush):  C_i' = H_i + F/n
+//	otherwise:                                             C_i' = U_i + (F + H_i - U_i)/n
 //
-// Bound: when every node has heard every record, the n ceilings sum to
-// exactly B, whatever the flush interval. Views differ only by records in
-// flight (published, not yet applied), so the total committed exceeds B by
-// at most (n-1)/n times the growth of the fleet's usage during one
-// publish-to-apply latency (tens of milliseconds on a healthy cluster),
-// instead of up to (n-1) times the remainder with a plain global check
-// that lets every node take the whole remainder between flushes. During a
-// Kafka outage P_i stops moving, so each node can add at most 1/n of what
-// remained: the fleet cannot overspend, it only stalls near the end. With
-// n taken from heartbeats instead of Config.Nodes, a node joining or
-// leaving makes the shares disagree for up to NodeTTL; the count never
-// shrinks while this node's own consumer is stalled. Spend not covered by
-// a reservation adds to the bound: clicks on a CPC campaign beyond the
-// expected cost reserved for them, and beacons later than
-// ReservationExpiry. The simulator (cmd/pacesim) measures the result: with
-// 3 nodes, overspend of at most 0.01% of a daily budget, all of it CPC
-// clicks arriving after the stop.
+// where n is Config.Nodes or, in auto mode, the nodes heard within NodeTTL.
+// A hungry node keeps what it holds and takes 1/n of the free budget; any
+// other node keeps what it uses plus 1/n of its idle allowance and of the
+// free budget, handing the rest back, so budget flows to the nodes that
+// have the traffic (changes under 1/8 of the allowance are skipped, so an
+// idle campaign's ceilings settle). A lowered ceiling applies at once; a
+// raised one only once the record carrying it is on the topic, and only
+// when the node has read back the heartbeat of its previous flush (its
+// view of the others is fresh). The exception is a budget's first ceiling
+// on a node (after a start, for a new campaign, at local midnight): the
+// decision path takes it at once by the hungry rule, so that a new
+// campaign serves from its first request, and the next flush publishes
+// it unchanged (no raise on top before the others have heard it). For the
+// bound it is a raise that takes effect up to one flush interval before
+// it is heard, the window a raise computed just before a flush also has.
+// A node may take it only when it may raise at all: in auto mode, once its
+// first heartbeat has been read back (the spend sync publishes one and
+// waits for it before it reports ready). Until then Allow answers
+// ReasonSharePending.
+//
+// Bound: the ceilings of the fleet sum to at most B, so its committed
+// spend does too. In both rules C_i' - H_i <= F/n: a raise takes at most
+// 1/n of what the raising node sees free. Call two raises concurrent when
+// neither node had heard the other's when computing its own. Provided (a)
+// n is at least the number of nodes that raise, and (b) a node's flush
+// interval exceeds the time its records take to be acknowledged and
+// applied by every node (milliseconds against a second), the sum of the
+// H_j stays <= B. Sketch, by induction over raises in the order they take
+// effect: by (b) a raise misses at most one raise of each other node (a
+// node's next raise comes a flush later, when its previous one has been
+// heard everywhere). What a node sees free exceeds the truth only by the
+// concurrent raises it misses; the lowerings it misses make it see less,
+// and those it sees it shares with at most n-1 others, 1/n each. So a set
+// of mutually concurrent raises, at most one per node, each at most 1/n
+// of what was free before the set, adds at most what was free. Unlike the
+// first version of this rule, which counted only the others' published
+// usage, records in flight do not add to the bound: there, the node
+// flushing first saw nothing of what the others had committed since their
+// last flush and took 1/n of the remainder on top of it, 21-33% over a
+// budget spent within a few flush intervals (cmd/adserver's
+// TestPacingThreeProcesses; TestShareRuleStaggeredFlushes replays it).
+//
+// Utilisation: a node stops when its allowance C_i - U_i is below the cost
+// it needs; hungry nodes keep taking F/n, so the fleet ends with less than
+// one decision's cost per node unspent (plus less than n micros). Far from
+// exhaustion the allowances are large (about (B - sum U)/(2n-1) each) and
+// the rule does not bind; it needs no separate mode and no rate estimate.
+//
+// Beyond the bound: spend not covered by a reservation (clicks on a CPC
+// campaign beyond the expected cost reserved for them, beacons later than
+// ReservationExpiry, and beacons charged on another node than their
+// decision's beyond that node's own reservations, which the charge
+// settles first in, first out; random routing balances these on
+// average); a reservation racing the lowering of a ceiling (the instant
+// of one compare-and-swap per serving goroutine); and failures of (a) or
+// (b):
+//
+//   - Config.Nodes set below the fleet's size breaks (a). In auto mode, a
+//     node raises nothing before the heartbeat of a previous flush of its
+//     own has been read back, nor when its last heartbeat is older than
+//     3/4 NodeTTL: every node that raises has been heard, and counted, by
+//     every other one a flush before (node clocks must agree to well
+//     within NodeTTL/4). A new node therefore starts one flush late, with
+//     the count its replay gave it, and nodes starting together each wait
+//     for their own heartbeat. The count shrinks only after NodeTTL of
+//     silence, never while this node's own consumer is stalled.
+//   - A consumer lagging by more than a flush interval breaks (b) for the
+//     raises it misses: a node whose own records are not read back does
+//     not raise; the others' lag costs at most the raises it hides.
+//   - A node cut off from Kafka while it keeps serving keeps its ceiling
+//     (it cannot raise it); after ReservationExpiry of silence the others
+//     count only what it last published and hand its allowance out again:
+//     overspend up to that node's allowance at the cut. A node that is
+//     gone for good loses nothing: its allowance returns to the others the
+//     same way. During an outage of Kafka as a whole nobody can raise: the
+//     fleet serves up to its ceilings, together at most B, then stalls, and
+//     no node opens a new day or a new campaign until the topic is back.
+//   - A node restarted with the same NodeID takes its ceilings back from
+//     its records if its last record is younger than ReservationExpiry/2
+//     (the others still count them), else it gives them up and takes a
+//     share again like a new node. Its reservations outstanding at its
+//     last record are held again until they expire, so the beacons of its
+//     decisions from before the restart settle them.
+//
+// A pacer without a spend sync takes a static 1/Nodes of every budget.
+// The simulator (cmd/pacesim, -stagger for flushes on separate tickers as
+// in production) measures the result: see its README.
 //
 // # Pacing
 //
@@ -160,7 +236,9 @@
 // a day takes the campaign's mutex once. Nothing on these paths logs or
 // allocates (CapRecord allocates one entry per user, campaign and window).
 // Tick is serialized; AppendDeltas and Published are meant for one
-// goroutine (the sync's flush); ApplyRemote may run on several. A
+// goroutine (the sync's flush), and only they move this node's ceilings
+// (plus the replay before the node is ready); ApplyRemote may run on
+// several. A
 // *campaign.Campaign passed in must not be modified afterwards (the
 // campaign package's rule): the pacer keeps the newest pointer it was
 // given per campaign id.

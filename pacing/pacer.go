@@ -23,6 +23,11 @@ const (
 	ReasonTotalBudgetExhausted = "total_budget_exhausted"
 	// ReasonThrottled: an even campaign's pacing skipped this request.
 	ReasonThrottled = "throttled"
+	// ReasonSharePending: this node may not take its share of the budget
+	// yet: its spend sync has not read back its first heartbeat (in auto
+	// mode) or its view of the others is stale; it may again after a
+	// flush that is read back.
+	ReasonSharePending = "share_pending"
 )
 
 // Pacer owns the budgets, pacing and frequency caps of the campaigns one
@@ -40,13 +45,19 @@ type Pacer struct {
 
 	ready      atomic.Bool
 	rebuilding atomic.Bool
+	shared     atomic.Bool  // a spend sync is attached: budgets are shared by ceilings
 	nodes      atomic.Int64 // share denominator, >= 1
 	seq        atomic.Uint64
+	hbSeq      atomic.Uint64 // seq of the heartbeat of the last flush published, 0 before
+	hbAt       atomic.Int64  // its record time, unix nanos
+	echoSeq    atomic.Uint64 // the newest seq of this node's records read back
+	ownAt      atomic.Int64  // newest own record time replayed while rebuilding
 
-	peersMu  sync.Mutex
-	peers    map[string]int64 // other node id -> newest record time, unix nanos
-	lastEcho int64            // when this node last read its own record back
-	synced   bool             // a spend sync is attached
+	peersMu      sync.Mutex
+	peers        map[string]int64 // other node id -> newest record time, unix nanos
+	lastEcho     int64            // when this node last read its own record back
+	healthySince int64            // since when it has done so without a gap over NodeTTL
+	synced       bool             // a spend sync is attached
 
 	tickMu sync.Mutex // serializes Tick
 }
@@ -174,6 +185,8 @@ func (p *Pacer) stateByID(id string) *campState {
 
 func (p *Pacer) newState(id string) *campState {
 	s := &campState{id: id, remotes: make(map[string]*remoteNode)}
+	s.totCeil.Store(noCeiling)
+	s.pubTotCeil.Store(noCeiling)
 	s.rng.Store(streamSeed(p.cfg.Seed^streamSeed(0, p.node), id))
 	s.pass.Store(passThreshold(p.cfg.initialPassRate()))
 	return s

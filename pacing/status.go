@@ -20,6 +20,14 @@ type Status struct {
 	// DailyHeadroom and TotalHeadroom are what this node may still commit
 	// (its share near exhaustion); -1 when the budget is not set.
 	DailyHeadroom, TotalHeadroom campaign.Micros
+	// DailyCeiling and TotalCeiling are this node's ceilings under the
+	// share rule (see the package doc); -1 when not taken (or no spend
+	// sync is attached).
+	DailyCeiling, TotalCeiling campaign.Micros
+	// OthersDayHeld and OthersTotalHeld are what the other nodes hold
+	// under each budget as last heard: their ceilings while they may be
+	// serving, else their spend and reservations.
+	OthersDayHeld, OthersTotalHeld campaign.Micros
 	// Pass is the pass probability of an even campaign (1 for asap).
 	Pass float64
 	// Demand is the controller's estimate of what a full day of traffic
@@ -42,6 +50,8 @@ func (p *Pacer) Status(id string, now time.Time) (Status, bool) {
 	st.Reserved, st.TotalSpend = campaign.Micros(res), campaign.Micros(s.total.Load())
 	v := s.view.Load()
 	st.OthersReserved, st.OthersTotalSpend = campaign.Micros(v.reservedSum()), campaign.Micros(v.totalSum())
+	st.TotalCeiling, st.OthersTotalHeld = campaign.Micros(s.totCeil.Load()), campaign.Micros(v.totalHeldSum())
+	st.DailyCeiling = noCeiling
 	c := s.conf.Load()
 	if c == nil {
 		return st, true
@@ -52,6 +62,7 @@ func (p *Pacer) Status(id string, now time.Time) (Status, bool) {
 	ds := p.current(s, c.Location(), now)
 	st.Day, st.DaySpend = ds.day, campaign.Micros(ds.spent.Load())
 	st.OthersDaySpend = campaign.Micros(v.spend(ds.day))
+	st.DailyCeiling, st.OthersDayHeld = campaign.Micros(ds.ceil.Load()), campaign.Micros(v.heldDay(ds.day))
 	daily, total := p.headroom(s, ds, c, res)
 	if daily != noLimit {
 		st.DailyHeadroom = campaign.Micros(daily)

@@ -40,6 +40,7 @@ func main() {
 	flag.Float64Var(&cfg.RPS, "rps", 100, "mean ad requests per second over the day, all nodes")
 	flag.Uint64Var(&cfg.Seed, "seed", 1, "random seed")
 	flag.DurationVar(&cfg.SyncEvery, "sync-every", time.Second, "simulated time between spend flushes")
+	flag.BoolVar(&cfg.Stagger, "stagger", false, "nodes flush one at a time, at (i+1)/nodes of each -sync-every, as separate processes do (default: all at its end)")
 	flag.BoolVar(&cfg.Kafka, "kafka", true, "share spend over the Kafka sync (required with -nodes > 1)")
 	flag.IntVar(&cfg.Partitions, "partitions", 1, "partitions of the spend topic")
 	flag.BoolVar(&cfg.RouteUser, "route-user", false, "route requests and beacons by user id (default: at random)")

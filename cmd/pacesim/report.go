@@ -31,6 +31,7 @@ type Report struct {
 	RPS         float64          `json:"rps"`
 	Seed        uint64           `json:"seed"`
 	SyncEvery   string           `json:"sync_every"`
+	Stagger     bool             `json:"stagger"`
 	Kafka       bool             `json:"kafka"`
 	RouteByUser bool             `json:"route_by_user"`
 	Campaigns   []CampaignReport `json:"campaigns"`
@@ -78,7 +79,7 @@ type Summary struct {
 
 func (e *engine) report(wall time.Duration) *Report {
 	r := &Report{Nodes: e.cfg.Nodes, Days: e.cfg.Days, RPS: e.cfg.RPS, Seed: e.cfg.Seed,
-		SyncEvery: e.cfg.SyncEvery.String(), Kafka: e.cfg.Kafka, RouteByUser: e.cfg.RouteUser,
+		SyncEvery: e.cfg.SyncEvery.String(), Stagger: e.cfg.Stagger, Kafka: e.cfg.Kafka, RouteByUser: e.cfg.RouteUser,
 		Stats: e.stats, WallSeconds: math.Round(wall.Seconds()*10) / 10}
 	s := &r.Summary
 	s.MinUtilisationPct = math.Inf(1)
@@ -171,6 +172,9 @@ func (r *Report) printTable(out io.Writer) {
 	sync := "off"
 	if r.Kafka {
 		sync = "over Kafka (kfake) every " + r.SyncEvery
+		if r.Stagger {
+			sync += ", staggered"
+		}
 	}
 	fmt.Fprintf(out, "\n%d node(s), %d day(s), %.0f req/s, seed %d, spend sync %s, routing %s; %.1fs wall\n",
 		r.Nodes, r.Days, r.RPS, r.Seed, sync, map[bool]string{true: "by user", false: "random"}[r.RouteByUser], r.WallSeconds)

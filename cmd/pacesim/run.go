@@ -18,10 +18,21 @@ const controlEvery = 5
 // run simulates [from, to) second by second: the beacons due and the new
 // requests of each second, in time order; every controlEvery seconds a Tick
 // on every node; every SyncEvery a spend flush by every node, after which
-// every node applies all records before the next second starts.
+// every node applies all records before simulated time moves on. The
+// flushes happen together at the end of each SyncEvery, or with Stagger
+// one node at a time, node i at (i+1)/Nodes of each SyncEvery, as separate
+// processes flush on their own tickers: then each node publishes while the
+// others keep serving on what they last heard.
 func (e *engine) run(ctx context.Context, from, to time.Time) error {
-	syncEvery := int64(e.cfg.SyncEvery / time.Second)
 	var offsets []int64
+	next := make([]time.Time, len(e.nodes)) // each node's next flush
+	for i := range next {
+		next[i] = from.Add(e.cfg.SyncEvery - time.Nanosecond)
+		if e.cfg.Stagger {
+			next[i] = from.Add(e.cfg.SyncEvery*time.Duration(i+1)/time.Duration(len(e.nodes)) - time.Nanosecond)
+		}
+	}
+	var due []flush
 	nextReport := from.Add(6 * time.Hour)
 	for t := from; t.Before(to); t = t.Add(time.Second) {
 		if err := ctx.Err(); err != nil {
@@ -33,14 +44,38 @@ func (e *engine) run(ctx context.Context, from, to time.Time) error {
 		evs := *slot
 		slices.SortFunc(evs, func(a, b event) int { return a.at.Compare(b.at) })
 		reqs := e.requestsIn(t)
+		due = e.flushesIn(t, next, due[:0])
+		// flushUntil runs the flushes due at or before x.
+		flushUntil := func(x time.Time) error {
+			for len(due) > 0 && !due[0].at.After(x) {
+				k := 1
+				for k < len(due) && due[k].at.Equal(due[0].at) {
+					k++
+				}
+				if err := e.syncRound(ctx, due[:k], &offsets); err != nil {
+					return err
+				}
+				due = due[k:]
+			}
+			return nil
+		}
 		i := 0
 		for _, r := range reqs {
 			for ; i < len(evs) && !evs[i].at.After(r.at); i++ {
+				if err := flushUntil(evs[i].at); err != nil {
+					return err
+				}
 				e.deliver(&evs[i])
+			}
+			if err := flushUntil(r.at); err != nil {
+				return err
 			}
 			e.decide(r)
 		}
 		for ; i < len(evs); i++ {
+			if err := flushUntil(evs[i].at); err != nil {
+				return err
+			}
 			e.deliver(&evs[i])
 		}
 		*slot = evs[:0]
@@ -52,11 +87,8 @@ func (e *engine) run(ctx context.Context, from, to time.Time) error {
 			}
 			e.capturePlans()
 		}
-		if e.cfg.Kafka && (elapsed+1)%syncEvery == 0 {
-			e.clock.Set(t.Add(time.Second - time.Nanosecond))
-			if err := e.syncRound(ctx, &offsets); err != nil {
-				return err
-			}
+		if err := flushUntil(t.Add(time.Second)); err != nil {
+			return err
 		}
 		if !t.Before(nextReport) {
 			e.progress("%s simulated, %d requests, %d wins", t.Sub(from), e.stats.Requests, e.stats.Wins)
@@ -66,27 +98,58 @@ func (e *engine) run(ctx context.Context, from, to time.Time) error {
 	return nil
 }
 
-// syncRound has every node publish its spend (concurrently, as separate
-// processes would), then waits until every node has applied every record
-// published.
-func (e *engine) syncRound(ctx context.Context, offsets *[]int64) error {
+// flush is one node's spend flush due at a time.
+type flush struct {
+	at   time.Time
+	node int
+}
+
+// flushesIn appends to dst the flushes due in the second starting at t, in
+// time order, and moves next past them.
+func (e *engine) flushesIn(t time.Time, next []time.Time, dst []flush) []flush {
+	if !e.cfg.Kafka {
+		return dst
+	}
+	end := t.Add(time.Second)
+	for i := range next {
+		for next[i].Before(end) {
+			dst = append(dst, flush{next[i], i})
+			next[i] = next[i].Add(e.cfg.SyncEvery)
+		}
+	}
+	slices.SortFunc(dst, func(a, b flush) int {
+		if c := a.at.Compare(b.at); c != 0 {
+			return c
+		}
+		return a.node - b.node
+	})
+	return dst
+}
+
+// syncRound has the nodes of fs publish their spend (concurrently, as
+// separate processes would) at their time, then waits until every node has
+// applied every record published.
+func (e *engine) syncRound(ctx context.Context, fs []flush, offsets *[]int64) error {
 	sctx, cancel := context.WithTimeout(ctx, 30*time.Second)
 	defer cancel()
-	errs := make([]error, len(e.nodes))
+	e.clock.Set(fs[0].at)
+	errs := make([]error, len(fs))
 	var wg sync.WaitGroup
-	for i, n := range e.nodes {
+	for k, f := range fs {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
-			errs[i] = n.s.Flush(sctx)
+			errs[k] = e.nodes[f.node].s.Flush(sctx)
 		}()
 	}
 	wg.Wait()
-	*offsets = (*offsets)[:0]
-	for i, n := range e.nodes {
-		if errs[i] != nil {
-			return fmt.Errorf("spend flush: %w", errs[i])
+	for _, err := range errs {
+		if err != nil {
+			return fmt.Errorf("spend flush: %w", err)
 		}
+	}
+	*offsets = (*offsets)[:0]
+	for _, n := range e.nodes {
 		var own [64]int64
 		for i, o := range n.s.ProducedOffsets(own[:0]) {
 			if i >= len(*offsets) {

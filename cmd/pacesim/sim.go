@@ -24,6 +24,7 @@ type Config struct {
 	Seed       uint64        // everything random derives from it
 	Start      pacing.Day    // the first reported local day
 	SyncEvery  time.Duration // simulated time between spend flushes (whole seconds)
+	Stagger    bool          // node i flushes at (i+1)/Nodes of each SyncEvery, not all at its end
 	Kafka      bool          // share spend through spendsync over an in-process kfake broker
 	Partitions int           // partitions of the spend topic
 	RouteUser  bool          // route requests and beacons by user id instead of at random
@@ -176,8 +177,10 @@ func (e *engine) startNodes(ctx context.Context) error {
 	e.cancel = cancel
 	for i := 0; i < e.cfg.Nodes; i++ {
 		id := fmt.Sprintf("node-%d", i+1)
+		// NodeTTL must span several flushes (the default 10s does for the
+		// production flush of 1s).
 		p, err := pacing.New(pacing.Config{NodeID: id, Clock: e.clock, Seed: e.cfg.Seed*1000 + uint64(i),
-			FreqCapMaxCost: 32 << 20})
+			FreqCapMaxCost: 32 << 20, NodeTTL: max(10*time.Second, 4*e.cfg.SyncEvery)})
 		if err != nil {
 			return fmt.Errorf("BUG: pacing config: %w", err)
 		}

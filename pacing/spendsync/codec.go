@@ -31,10 +31,12 @@ func AppendKey(dst []byte, d *pacing.Delta) []byte {
 }
 
 // AppendValue appends the JSON value of d to dst. Amounts are integer
-// micros. A heartbeat carries only v, node, seq and ts:
+// micros; a ceiling of -1 (none) is left out. A heartbeat carries only v,
+// node, seq and ts:
 //
 //	{"v":1,"node":"n1","campaign":"c-1","day":"2026-11-24","day_spend_micros":1200000,
 //	 "delta_micros":2000,"total_spend_micros":5400000,"reserved_micros":3000,
+//	 "day_ceiling_micros":1250000,"total_ceiling_micros":5450000,
 //	 "seq":1795000000000123,"ts":"2026-11-24T10:00:01.5Z"}
 func AppendValue(dst []byte, d *pacing.Delta) []byte {
 	dst = append(dst, `{"v":1,"node":`...)
@@ -52,6 +54,14 @@ func AppendValue(dst []byte, d *pacing.Delta) []byte {
 		dst = strconv.AppendInt(dst, int64(d.Total), 10)
 		dst = append(dst, `,"reserved_micros":`...)
 		dst = strconv.AppendInt(dst, int64(d.Reserved), 10)
+		if d.DayCeiling >= 0 {
+			dst = append(dst, `,"day_ceiling_micros":`...)
+			dst = strconv.AppendInt(dst, int64(d.DayCeiling), 10)
+		}
+		if d.TotalCeiling >= 0 {
+			dst = append(dst, `,"total_ceiling_micros":`...)
+			dst = strconv.AppendInt(dst, int64(d.TotalCeiling), 10)
+		}
 	}
 	dst = append(dst, `,"seq":`...)
 	dst = strconv.AppendUint(dst, d.Seq, 10)
@@ -71,6 +81,8 @@ type wireRecord struct {
 	Delta    *int64  `json:"delta_micros"`
 	Total    *int64  `json:"total_spend_micros"`
 	Reserved *int64  `json:"reserved_micros"`
+	DayCeil  *int64  `json:"day_ceiling_micros"`
+	TotCeil  *int64  `json:"total_ceiling_micros"`
 	Seq      *uint64 `json:"seq"`
 	TS       *string `json:"ts"`
 }
@@ -87,12 +99,15 @@ const (
 	hasReserved
 	hasSeq
 	hasTS
+	hasDayCeil
+	hasTotCeil
 )
 
 // record is a parsed value before validation.
 type record struct {
 	has                                 uint16
 	v, daySpend, delta, total, reserved int64
+	dayCeil, totCeil                    int64
 	seq                                 uint64
 	node, campaign, day, ts             string
 }
@@ -113,11 +128,15 @@ func (r *record) fromWire(w *wireRecord) {
 	set(hasReserved, w.Reserved != nil)
 	set(hasSeq, w.Seq != nil)
 	set(hasTS, w.TS != nil)
+	set(hasDayCeil, w.DayCeil != nil)
+	set(hasTotCeil, w.TotCeil != nil)
 	deref(&r.v, w.V)
 	deref(&r.daySpend, w.DaySpend)
 	deref(&r.delta, w.Delta)
 	deref(&r.total, w.Total)
 	deref(&r.reserved, w.Reserved)
+	deref(&r.dayCeil, w.DayCeil)
+	deref(&r.totCeil, w.TotCeil)
 	deref(&r.seq, w.Seq)
 	deref(&r.node, w.Node)
 	deref(&r.campaign, w.Campaign)
@@ -136,7 +155,9 @@ var errMalformed = errors.New("malformed spend record")
 // Decode parses a record value into d. It rejects, with a reason, anything
 // that is not a complete version-1 record: unknown versions, missing or
 // negative amounts, a bad day or time, an empty or invalid node id. Unknown
-// fields are ignored so that later versions can add some.
+// fields are ignored so that later versions can add some. The ceilings are
+// optional (records of nodes that predate them have none): a missing one
+// decodes as -1.
 func Decode(value []byte, d *pacing.Delta) error {
 	var r record
 	if !decodeFlat(value, &r) {
@@ -170,9 +191,9 @@ func Decode(value []byte, d *pacing.Delta) error {
 	if err != nil {
 		return bad("invalid ts %q", r.ts)
 	}
-	*d = pacing.Delta{Node: r.node, Seq: r.seq, Time: ts}
+	*d = pacing.Delta{Node: r.node, Seq: r.seq, Time: ts, DayCeiling: -1, TotalCeiling: -1}
 	if r.campaign == "" {
-		if r.has&(hasDay|hasDaySpend|hasTotal) != 0 {
+		if r.has&(hasDay|hasDaySpend|hasTotal|hasDayCeil|hasTotCeil) != 0 {
 			return bad("a heartbeat (no campaign) with spend fields")
 		}
 		return nil
@@ -187,9 +208,17 @@ func Decode(value []byte, d *pacing.Delta) error {
 		return bad("missing total_spend_micros, or less than day_spend_micros")
 	case r.reserved < 0:
 		return bad("negative reserved_micros")
+	case r.dayCeil < 0 || r.totCeil < 0:
+		return bad("negative day_ceiling_micros or total_ceiling_micros")
 	}
 	d.Campaign, d.Day = r.campaign, day
 	d.DaySpend, d.Delta = campaign.Micros(r.daySpend), campaign.Micros(r.delta)
 	d.Total, d.Reserved = campaign.Micros(r.total), campaign.Micros(r.reserved)
+	if r.has&hasDayCeil != 0 {
+		d.DayCeiling = campaign.Micros(r.dayCeil)
+	}
+	if r.has&hasTotCeil != 0 {
+		d.TotalCeiling = campaign.Micros(r.totCeil)
+	}
 	return nil
 }

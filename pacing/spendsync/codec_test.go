@@ -14,8 +14,10 @@ func TestCodecRoundTrip(t *testing.T) {
 	ts := time.Date(2026, 11, 24, 10, 0, 1, 500_000_000, time.UTC)
 	for _, d := range []pacing.Delta{
 		{Node: "n1", Campaign: "c-1", Day: 20261124, DaySpend: 1_200_000, Delta: 2000, Total: 5_400_000, Reserved: 3000, Seq: 42, Time: ts},
-		{Node: "n-2", Seq: 7, Time: ts}, // heartbeat
+		{Node: "n-2", Seq: 7, Time: ts, DayCeiling: -1, TotalCeiling: -1}, // heartbeat
 		{Node: "n\"3", Campaign: "c\\x", Day: 20261231, Seq: 1, Time: ts},
+		{Node: "n4", Campaign: "c-4", Day: 20261124, DaySpend: 10, Total: 20, DayCeiling: 1_250_000, TotalCeiling: 7_000_000, Seq: 5, Time: ts},
+		{Node: "n5", Campaign: "c-5", Day: 20261124, DaySpend: 10, Total: 20, DayCeiling: -1, TotalCeiling: -1, Seq: 6, Time: ts}, // no ceilings: left out
 	} {
 		v := AppendValue(nil, &d)
 		var got pacing.Delta
@@ -54,6 +56,9 @@ func TestDecodeRejects(t *testing.T) {
 		"total < day":     `{"v":1,` + strings.Replace(ok, `"total_spend_micros":9`, `"total_spend_micros":4`, 1) + `}`,
 		"float money":     `{"v":1,` + strings.Replace(ok, `"day_spend_micros":5`, `"day_spend_micros":5.5`, 1) + `}`,
 		"neg reserved":    `{"v":1,"reserved_micros":-1,` + ok + `}`,
+		"neg day ceiling": `{"v":1,"day_ceiling_micros":-1,` + ok + `}`,
+		"float ceiling":   `{"v":1,"total_ceiling_micros":1.5,` + ok + `}`,
+		"heartbeat ceil":  `{"v":1,"node":"n1","day_ceiling_micros":5,"seq":1,"ts":"2026-11-24T10:00:00Z"}`,
 		"heartbeat spend": `{"v":1,"node":"n1","day_spend_micros":5,"seq":1,"ts":"2026-11-24T10:00:00Z"}`,
 	} {
 		if err := Decode([]byte(v), &d); err == nil {
@@ -66,7 +71,8 @@ func TestDecodeRejects(t *testing.T) {
 // record.
 func TestDecodeFastPathAgrees(t *testing.T) {
 	base := `{"v":1,"node":"n1","campaign":"c-1","day":"2026-11-24","day_spend_micros":5,"delta_micros":1,"total_spend_micros":9,"reserved_micros":2,"seq":3,"ts":"2026-11-24T10:00:00Z"}`
-	inputs := []string{base, " " + base + "\n", `{}`, `{"v":1}`, `{"v":01,"node":"n1","seq":1,"ts":"2026-11-24T10:00:00Z"}`,
+	withCeilings := `{"v":1,"node":"n1","campaign":"c-1","day":"2026-11-24","day_spend_micros":5,"delta_micros":1,"total_spend_micros":9,"reserved_micros":2,"day_ceiling_micros":7,"total_ceiling_micros":11,"seq":3,"ts":"2026-11-24T10:00:00Z"}`
+	inputs := []string{base, withCeilings, " " + base + "\n", `{}`, `{"v":1}`, `{"v":01,"node":"n1","seq":1,"ts":"2026-11-24T10:00:00Z"}`,
 		`{"v":1,"node":"n1","seq":-1,"ts":"2026-11-24T10:00:00Z"}`, `{"v":1,"node":"n\u0031","seq":1,"ts":"2026-11-24T10:00:00Z"}`,
 		`{"V":1,"node":"n1","seq":1,"ts":"2026-11-24T10:00:00Z"}`, `{"v":1,"v":1,"node":"n1","seq":1,"ts":"2026-11-24T10:00:00Z"}`,
 		`{"v":1,"node":"n1","seq":1,"ts":"2026-11-24T10:00:00Z","extra":{"a":[1]}}`, `{"v":1,"node":null,"seq":1,"ts":"x"}`,
@@ -96,7 +102,11 @@ func TestDecodeFastPathAgrees(t *testing.T) {
 	if !decodeFlat([]byte(base), &w) {
 		t.Error("the canonical record missed the fast path")
 	}
-	d := pacing.Delta{Node: "n1", Campaign: "c-1", Day: 20261124, DaySpend: 5, Total: 9, Seq: 3, Time: time.Now()}
+	w = record{}
+	if !decodeFlat([]byte(withCeilings), &w) {
+		t.Error("the record with ceilings missed the fast path")
+	}
+	d := pacing.Delta{Node: "n1", Campaign: "c-1", Day: 20261124, DaySpend: 5, Total: 9, DayCeiling: 7, TotalCeiling: 9, Seq: 3, Time: time.Now()}
 	w = record{}
 	if !decodeFlat(AppendValue(nil, &d), &w) {
 		t.Error("AppendValue's output missed the fast path")

@@ -12,11 +12,17 @@
 //	value: {"v":1,"node":"n1","campaign":"c-1","day":"2026-11-24",
 //	        "day_spend_micros":1200000,"delta_micros":2000,
 //	        "total_spend_micros":5400000,"reserved_micros":3000,
+//	        "day_ceiling_micros":1250000,"total_ceiling_micros":5450000,
 //	        "seq":1795000000000123,"ts":"2026-11-24T10:00:01.5Z"}
 //
 // Amounts are cumulative integer micros: the node's spend on that day, its
-// lifetime spend, its outstanding reservations; delta_micros (the change
-// since its previous record for the day) is informational. Cumulative
+// lifetime spend, its outstanding reservations, and its ceilings: the
+// most its spend plus reservations may reach under the daily and the
+// lifetime budget (the pacing package's share rule). The ceilings are
+// optional: a node holding none leaves them out, and so do records of
+// nodes that predate them, which the others then count by their spend
+// alone. delta_micros (the change since its previous record for the day)
+// is informational. Cumulative
 // values make the stream idempotent: a record applied twice, replayed or
 // duplicated by a producer retry changes nothing, and a failed publish is
 // simply superseded by the next one. Receivers keep, per campaign and
@@ -33,10 +39,15 @@
 // lifetime budgets forget older spend.
 //
 // Every FlushInterval (default and maximum 1s) a node publishes one record
-// per campaign and day whose spend, reservations or lifetime spend
-// changed, republishes outstanding reservations every half
+// per campaign and day whose spend, reservations, lifetime spend or
+// ceilings changed, republishes outstanding reservations every half
 // ReservationExpiry, and always sends a heartbeat (the pacer counts live
-// nodes from them). One produce request per partition, acks=all.
+// nodes from them, and counts their ceilings while they are heard). One
+// produce request per partition, acks=all; a raised ceiling takes effect
+// on the node only once its record is acknowledged (Flush calls
+// Published), and the node raises nothing until it has read back its
+// previous heartbeat, so the flush interval must stay well above the
+// topic's publish-to-apply latency.
 //
 // # Start and readiness
 //

@@ -101,7 +101,7 @@ func flatString(b []byte, i int) (s []byte, next int, ok bool) {
 }
 
 var flatFields = [...]string{"v", "node", "campaign", "day", "day_spend_micros", "delta_micros",
-	"total_spend_micros", "reserved_micros", "seq", "ts"}
+	"total_spend_micros", "reserved_micros", "seq", "ts", "day_ceiling_micros", "total_ceiling_micros"}
 
 func flatField(key []byte) (bit uint16, ok bool) {
 	for i, f := range flatFields {
@@ -149,6 +149,10 @@ func (w *record) setInt(key, v []byte) bool {
 		w.total = n
 	case "reserved_micros":
 		w.reserved = n
+	case "day_ceiling_micros":
+		w.dayCeil = n
+	case "total_ceiling_micros":
+		w.totCeil = n
 	default:
 		return false
 	}

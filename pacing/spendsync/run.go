@@ -48,11 +48,13 @@ func (s *Sync) Run(ctx context.Context) error {
 	}
 	s.local.EndRebuild(s.clock.Now())
 	s.isReady.Store(true)
-	close(s.ready)
 	if s.cfg.flushInterval() < 0 {
+		close(s.ready)
 		<-ctx.Done()
 		return nil
 	}
+	s.join(ctx)
+	close(s.ready)
 	t := time.NewTicker(s.cfg.flushInterval())
 	defer t.Stop()
 	var lastLog time.Time
@@ -71,6 +73,23 @@ func (s *Sync) Run(ctx context.Context) error {
 				s.log.Warn("spend sync: publish failed; retrying at the next flush", "err", err)
 			}
 		}
+	}
+}
+
+// join publishes this node's first heartbeat and waits, for up to the
+// produce timeout, until it reads it back, before the Sync reports ready:
+// from then on the pacer may take its budget shares from the first
+// request instead of a flush or two later (pacing's canRaise). A failure
+// is logged and the Sync reports ready anyway: the regular flushes retry.
+func (s *Sync) join(ctx context.Context) {
+	jctx, cancel := context.WithTimeout(ctx, s.cfg.timeout())
+	defer cancel()
+	err := s.Flush(jctx)
+	if err == nil {
+		err = s.waitApplied(jctx, s.ProducedOffsets(nil))
+	}
+	if err != nil && ctx.Err() == nil {
+		s.log.Warn("spend sync: first heartbeat not read back; budget shares wait for the next flush", "err", err)
 	}
 }
 

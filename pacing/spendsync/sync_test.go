@@ -121,16 +121,25 @@ func testCampaign(t *testing.T, daily campaign.Micros) *campaign.Campaign {
 func TestNodesSeeEachOthersSpend(t *testing.T) {
 	brokers := newCluster(t, 3)
 	a, b, c := startNode(t, brokers, "a"), startNode(t, brokers, "b"), startNode(t, brokers, "c")
+	nodes := []*node{a, b, c}
 	camp := testCampaign(t, 10*unit)
-	for _, n := range []*node{a, b, c} {
+	for _, n := range nodes {
 		n.p.Update(camp)
+		// No share of a budget before a node has published it; in auto
+		// mode, not before its own heartbeat was heard back either.
+		if ok, reason := n.p.Allow(camp, now); ok || reason != pacing.ReasonSharePending {
+			t.Fatalf("node %s: Allow = %v %q before any flush, want share_pending", n.p.NodeID(), ok, reason)
+		}
 	}
+	flushAll(t, nodes...) // heartbeats: every node counts three
+	flushAll(t, nodes...) // shares
 	a.p.Charge(camp.ID, 3*unit, now)
 	b.p.Charge(camp.ID, 2*unit, now)
 	if _, ok := c.p.Reserve(camp, 1*unit, now); !ok {
 		t.Fatal("reservation refused")
 	}
-	flushAll(t, a, b, c)
+	flushAll(t, nodes...)
+	var ceilings campaign.Micros
 	for _, tc := range []struct {
 		n                 *node
 		own, others, oRes campaign.Micros
@@ -139,18 +148,25 @@ func TestNodesSeeEachOthersSpend(t *testing.T) {
 		if !ok || st.DaySpend != tc.own || st.OthersDaySpend != tc.others || st.OthersReserved != tc.oRes || st.Nodes != 3 {
 			t.Errorf("node %s: %+v, want own %v, others %v + reserved %v, 3 nodes", tc.n.p.NodeID(), st, tc.own, tc.others, tc.oRes)
 		}
+		ceilings += max(st.DailyCeiling, 0)
 	}
-	// 4 left, shared by 3 nodes: a may commit 4/3, not more.
-	if _, ok := a.p.Reserve(camp, 1_400_000, now); ok {
-		t.Error("a reserved more than its third of the remaining budget")
+	if ceilings > 10*unit {
+		t.Errorf("the nodes' ceilings sum to %v, past the budget of 10", ceilings)
 	}
-	if _, ok := a.p.Reserve(camp, 1_300_000, now); !ok {
-		t.Error("a could not reserve its third of the remaining budget")
+	// A node commits up to its ceiling, not past it.
+	st, _ := a.p.Status(camp.ID, now)
+	if h := st.DailyHeadroom; h > 0 {
+		if _, ok := a.p.Reserve(camp, h+1, now); ok {
+			t.Errorf("a reserved past its headroom %v", h)
+		}
+		if _, ok := a.p.Reserve(camp, h, now); !ok {
+			t.Errorf("a could not reserve its headroom %v", h)
+		}
 	}
 	// The rest of the budget is spent elsewhere: every node stops.
-	b.p.Charge(camp.ID, 4*unit, now)
-	flushAll(t, a, b, c)
-	for _, n := range []*node{a, b, c} {
+	b.p.Charge(camp.ID, 10*unit, now)
+	flushAll(t, nodes...)
+	for _, n := range nodes {
 		if ok, reason := n.p.Allow(camp, now); ok || reason != pacing.ReasonBudgetExhausted {
 			t.Errorf("node %s: Allow = %v %q, want budget_exhausted", n.p.NodeID(), ok, reason)
 		}
@@ -183,8 +199,15 @@ func TestRestartedNodeRebuildsBeforeReady(t *testing.T) {
 	if st.DaySpend != 4*unit || st.TotalSpend != 7*unit || st.OthersDaySpend != 3*unit {
 		t.Fatalf("restarted node: %+v, want own 4 (lifetime 7) and others 3", st)
 	}
-	if ok, _ := a2.p.Allow(camp, now); !ok {
-		t.Fatal("restarted node refuses a campaign with budget left")
+	// It takes a share again by publishing one (auto mode: once its
+	// heartbeat is heard back).
+	if ok, reason := a2.p.Allow(camp, now); ok || reason != pacing.ReasonSharePending {
+		t.Fatalf("restarted node without a share: Allow = %v %q, want share_pending", ok, reason)
+	}
+	flushAll(t, a2, b)
+	flushAll(t, a2, b)
+	if ok, reason := a2.p.Allow(camp, now); !ok {
+		t.Fatalf("restarted node refuses a campaign with budget left: %q", reason)
 	}
 	// Its new records continue its sequence: b keeps applying them.
 	a2.p.Charge(camp.ID, 1*unit, now)
