@@ -35,7 +35,10 @@ type Tail struct {
 	// when every partition's records up to high[p]-1 have been handled.
 	OnStart func(high []int64)
 	// MaxWait bounds how long one fetch waits for new records. Default
-	// 250ms.
+	// 1s. The broker answers as soon as a record arrives (MinBytes 1), so
+	// it adds no latency; kafka-go also uses it as the fetch's read
+	// deadline, so a short one turns a slow round trip on a loaded
+	// machine into an "i/o timeout" and a reconnect.
 	MaxWait time.Duration
 	// Logger receives reader errors. Default slog.Default().
 	Logger *slog.Logger
@@ -66,7 +69,7 @@ func (t *Tail) Run(ctx context.Context) error {
 	}
 	maxWait := t.MaxWait
 	if maxWait <= 0 {
-		maxWait = 250 * time.Millisecond
+		maxWait = time.Second
 	}
 	log := t.Logger
 	if log == nil {
