@@ -171,6 +171,10 @@ func (f *Feed) apply(ctx context.Context) error {
 			continue
 		}
 		if p.n == 0 {
+			if next := withCompactedIndex(f.cur.Load(), f.now()); next != nil {
+				f.cur.Store(next)
+				snapshotSwaps.Inc()
+			}
 			continue
 		}
 		// Batch: at most one swap per interval.
@@ -194,6 +198,24 @@ func (f *Feed) apply(ctx context.Context) error {
 		p = newPending()
 		last = time.Now()
 	}
+}
+
+// withCompactedIndex returns old with its index replaced by the result of a
+// finished background compaction, or nil when there is none. Update picks a
+// compaction up with the next change; a catalog that stops changing would
+// otherwise keep serving from the uncompacted index, whose dead and
+// appended ids every query walks past.
+func withCompactedIndex(old *Snapshot, now time.Time) *Snapshot {
+	if old == nil || old.Index == nil || !old.Index.Stats().Compacting {
+		return nil
+	}
+	nx := old.Index.Update(nil, nil)
+	if nx == old.Index {
+		return nil
+	}
+	next := *old
+	next.Index, next.Built = nx, now
+	return &next
 }
 
 // commit builds the next snapshot from the current one and p, swaps it in,
