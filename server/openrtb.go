@@ -18,11 +18,23 @@ import (
 // imp ineligible.
 const Currency = "USD"
 
-// OpenRTB no-bid reasons (nbr), from the 2.6 specification's list.
+// OpenRTB no-bid reasons (nbr), from the 2.6 specification's list (the
+// same codes as openrtb3.NoBidReason). A no-bid whose reason has a code is
+// answered 200 with nbr; any other no-bid is 204.
 const (
-	nbrInvalidRequest = 2
-	nbrBlocked        = 8 // "Blocked Publisher or Site"; used for bcat/badv blocks
+	// nbrBlocked is "Blocked Publisher or Site" (7): every candidate was
+	// removed by the request's bcat or badv. The list has no closer code.
+	nbrBlocked = 7
+	// nbrInsufficientTime is "Insufficient Auction Time" (15): tmax left
+	// no time to decide.
+	nbrInsufficientTime = 15
 )
+
+// noBidReasons maps the engine's no-fill reasons that have an OpenRTB code.
+var noBidReasons = map[string]int{
+	decision.NoFillBlocked:  nbrBlocked,
+	decision.NoFillDeadline: nbrInsufficientTime,
+}
 
 // handleOpenRTB serves POST /openrtb2/bid. The body is decoded into the
 // prebid/openrtb types; unknown fields and ext objects are ignored, and a
@@ -75,8 +87,8 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 	s.decide(req, &st.res)
 	res := &st.res
 	if len(res.Ads) == 0 && !debug {
-		if res.NoFill == decision.NoFillBlocked {
-			writeJSON(ctx, fasthttp.StatusOK, openrtb2.BidResponse{ID: br.ID, NBR: ptrNBR(nbrBlocked)})
+		if nbr, ok := noBidReasons[res.NoFill]; ok {
+			writeJSON(ctx, fasthttp.StatusOK, openrtb2.BidResponse{ID: br.ID, NBR: ptrNBR(nbr)})
 			return
 		}
 		ctx.Response.Header.Set("X-No-Fill-Reason", res.NoFill)
@@ -96,6 +108,7 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 			ADomain: cr.Adomain,
 			CrID:    cr.ID,
 			CID:     ad.Campaign.ID,
+			DealID:  dealOf(imp, ad.Campaign),
 			W:       int64(cr.W),
 			H:       int64(cr.H),
 			NURL:    string(res.URL(ad, decision.URLWin)),
@@ -108,7 +121,8 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 			bid.AdM = vastMarkup(cr, click, string(res.URL(ad, decision.URLImpression)))
 		} else {
 			bid.MType = openrtb2.MarkupBanner
-			bid.AdM = string(appendReplaced(nil, cr.HTML, "{{CLICK_URL}}", click))
+			adm := appendReplaced(nil, cr.HTML, "{{CLICK_URL}}", click)
+			bid.AdM = string(appendPixel(adm, res.URL(ad, decision.URLImpression)))
 		}
 		bids = append(bids, bid)
 	}
@@ -125,6 +139,23 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, resp)
+}
+
+// dealOf returns the first deal of imp's pmp that c is set up for, or "":
+// a bid through a deal names it (dealid), or a private auction's exchange
+// would not count it as a deal bid.
+func dealOf(imp *openrtb2.Imp, c *campaign.Campaign) string {
+	if imp.PMP == nil || len(c.Deals) == 0 {
+		return ""
+	}
+	for _, d := range imp.PMP.Deals {
+		for _, id := range c.Deals {
+			if d.ID == id {
+				return id
+			}
+		}
+	}
+	return ""
 }
 
 func ptrNBR(n int) *openrtb3.NoBidReason {
@@ -329,6 +360,16 @@ func vastMarkup(cr *campaign.Creative, click, imp string) string {
 	b = append(b, click...)
 	b = append(b, `]]></ClickTracking></VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>`...)
 	return string(b)
+}
+
+// appendPixel appends a 1x1 image that fires the impression beacon u, so
+// that a banner served through OpenRTB counts its impressions (and its
+// creative's CTR learns from them) as one served through /v1/ad does; the
+// impression charges nothing there, the billing notice does.
+func appendPixel(b, u []byte) []byte {
+	b = append(b, `<img src="`...)
+	b = appendXMLEscaped(b, b2s(u))
+	return append(b, `" width="1" height="1" alt="" style="display:none">`...)
 }
 
 func appendXMLEscaped(b []byte, s string) []byte {

@@ -2,11 +2,20 @@ package server
 
 import (
 	"encoding/json"
+	"errors"
+	"html"
+	"net/url"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
+	"github.com/adserver/adserver/auction"
+	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/events"
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/valyala/fasthttp"
@@ -207,4 +216,304 @@ func FuzzAdRequest(f *testing.F) {
 			t.Fatalf("invalid JSON answer: %s", body)
 		}
 	})
+}
+
+// memLog is an in-memory event log; fail makes the n-th append (from 1)
+// fail, 0 never.
+type memLog struct {
+	mu     sync.Mutex
+	events []events.Event
+	n      int
+	fail   int
+}
+
+func (l *memLog) Append(p []byte) (uint64, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.n++
+	if l.n == l.fail {
+		return 0, errors.New("log full")
+	}
+	var e events.Event
+	if err := e.Unmarshal(p); err != nil {
+		return 0, err
+	}
+	l.events = append(l.events, e)
+	return uint64(len(l.events)), nil
+}
+
+// recorded returns the types of the events logged, in order.
+func (l *memLog) recorded() []string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	var ts []string
+	for _, e := range l.events {
+		ts = append(ts, e.Type.String())
+	}
+	return ts
+}
+
+// memCharger sums charges per campaign.
+type memCharger struct {
+	mu      sync.Mutex
+	charges map[string][]int64
+}
+
+func (c *memCharger) Charge(campaignID string, cost int64, _ time.Time) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.charges == nil {
+		c.charges = map[string][]int64{}
+	}
+	c.charges[campaignID] = append(c.charges[campaignID], cost)
+}
+
+func (c *memCharger) of(campaignID string) []int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return slices.Clone(c.charges[campaignID])
+}
+
+// noticeServer serves cs with tracking URLs and a Tracker over a fresh
+// in-memory log and charger.
+func noticeServer(t *testing.T, cs ...*campaign.Campaign) (*Server, *memLog, *memCharger) {
+	t.Helper()
+	s := testServer(t, cs...)
+	signer, err := events.ParseSigner("k1:0123456789abcdef0123456789abcdef")
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Engine.Sign = TrackingSigner(signer, "http://ads.example")
+	log, ch := &memLog{}, &memCharger{}
+	rec, err := events.NewRecorder(events.RecorderConfig{NodeID: "n1", Log: log, Charger: ch, DedupEntries: 1000,
+		Now: func() time.Time { return testNow }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(rec.Close)
+	s.Tracker = &Tracker{Signer: signer, Recorder: rec, Now: func() time.Time { return testNow }}
+	return s, log, ch
+}
+
+// rtbBid asks s for one 300x250 bid and returns it.
+func rtbBid(t *testing.T, s *Server, extra string) openrtb2.Bid {
+	t.Helper()
+	status, body := doRTB(s, `{"id":"req-n","at":2,"imp":[{"id":"1","tagid":"p-1","banner":{"w":300,"h":250}}]`+extra+`}`, "")
+	var resp openrtb2.BidResponse
+	if status != 200 || json.Unmarshal([]byte(body), &resp) != nil || len(resp.SeatBid) != 1 || len(resp.SeatBid[0].Bid) != 1 {
+		t.Fatalf("want one bid: %d %s", status, body)
+	}
+	return resp.SeatBid[0].Bid[0]
+}
+
+// fire sends a notice URL, with ${AUCTION_PRICE} replaced by price, to s.
+func fire(s *Server, notice, price string) (int, string) {
+	u, err := url.Parse(strings.Replace(notice, "${AUCTION_PRICE}", price, 1))
+	if err != nil {
+		panic(err)
+	}
+	var ctx fasthttp.RequestCtx
+	ctx.Request.Header.SetMethod("GET")
+	ctx.Request.SetRequestURI(u.RequestURI())
+	s.serveServing(&ctx)
+	return ctx.Response.StatusCode(), string(ctx.Response.Body())
+}
+
+// TestOpenRTBNoticesChargeOnce pins the charging rule of the win (nurl)
+// and billing (burl) notices: whichever of them arrives first records the
+// bid's one billing event and charges the exchange's price (a CPM: a
+// thousandth of it per impression), never above the bid; the other, and
+// any repeat, charges nothing.
+func TestOpenRTBNoticesChargeOnce(t *testing.T) {
+	cpm := camp("c-cpm", "adv-1", "3.0", `{}`, 0, 300, 250)
+	type step struct {
+		notice string // "nurl", "burl" or "lurl"
+		price  string
+		status int
+	}
+	for _, tc := range []struct {
+		name    string
+		extra   string
+		steps   []step
+		charges []int64
+		events  []string
+	}{
+		{name: "nurl only, at the macro price",
+			steps:   []step{{"nurl", "2.5", 204}},
+			charges: []int64{2500}, events: []string{"win", "billing"}},
+		{name: "nurl only, replayed",
+			steps:   []step{{"nurl", "2.5", 204}, {"nurl", "2.5", 204}, {"nurl", "2.5", 204}},
+			charges: []int64{2500}, events: []string{"win", "billing"}},
+		{name: "nurl then burl",
+			steps:   []step{{"nurl", "2.5", 204}, {"burl", "2.5", 204}},
+			charges: []int64{2500}, events: []string{"win", "billing"}},
+		{name: "burl then nurl",
+			steps:   []step{{"burl", "2.5", 204}, {"nurl", "2.5", 204}, {"burl", "2.5", 204}},
+			charges: []int64{2500}, events: []string{"billing", "win"}},
+		{name: "burl only",
+			steps:   []step{{"burl", "1.234567", 204}},
+			charges: []int64{1234}, events: []string{"billing"}},
+		{name: "nurl at the bid",
+			steps:   []step{{"nurl", "3.00", 204}},
+			charges: []int64{3000}, events: []string{"win", "billing"}},
+		{name: "nurl above the bid is rejected, then a true one charges",
+			steps:   []step{{"nurl", "3.01", 400}, {"nurl", "99", 400}, {"nurl", "2.5", 204}},
+			charges: []int64{2500}, events: []string{"win", "billing"}},
+		{name: "burl above the bid is rejected",
+			steps:  []step{{"burl", "3.000001", 400}},
+			events: nil},
+		{name: "nurl without the price substituted is rejected",
+			steps:  []step{{"nurl", "${AUCTION_PRICE}", 400}},
+			events: nil},
+		{name: "loss notice charges nothing",
+			steps:  []step{{"lurl", "2.9", 204}},
+			events: []string{"loss"}},
+		{name: "test request: nurl and burl record, never charge",
+			extra:  `,"test":1`,
+			steps:  []step{{"nurl", "2.5", 204}, {"burl", "2.5", 204}},
+			events: []string{"win", "billing"}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			s, log, ch := noticeServer(t, mustCampaign(t, cpm))
+			bid := rtbBid(t, s, tc.extra)
+			if bid.Price != 3 {
+				t.Fatalf("bid %v, want 3", bid.Price)
+			}
+			urls := map[string]string{"nurl": bid.NURL, "burl": bid.BURL, "lurl": bid.LURL}
+			for i, st := range tc.steps {
+				if status, body := fire(s, urls[st.notice], st.price); status != st.status {
+					t.Fatalf("step %d: %s at %s: %d %s, want %d", i, st.notice, st.price, status, body, st.status)
+				}
+			}
+			if got := ch.of("c-cpm"); !slices.Equal(got, tc.charges) {
+				t.Errorf("charges %v, want %v", got, tc.charges)
+			}
+			if got := log.recorded(); !slices.Equal(got, tc.events) {
+				t.Errorf("events %v, want %v", got, tc.events)
+			}
+		})
+	}
+}
+
+// A CPC campaign is charged by its click, so its win notice records the
+// win only and its billing notice charges nothing.
+func TestOpenRTBNoticesCPC(t *testing.T) {
+	s, log, ch := noticeServer(t, mustCampaign(t, strings.Replace(camp("c-cpc", "adv-1", "0.5", `{}`, 0, 300, 250),
+		`"model":"cpm"`, `"model":"cpc"`, 1)))
+	ctr, _ := auction.NewCTRModel(auction.CTRConfig{PriorMean: 0.01})
+	s.Engine.CTR = ctr
+	bid := rtbBid(t, s, "")
+	if strings.Contains(bid.NURL, "&m=") || strings.Contains(bid.BURL, "&m=") {
+		t.Errorf("notices of a CPC bid carry a charge: %s %s", bid.NURL, bid.BURL)
+	}
+	fire(s, bid.NURL, "4")
+	fire(s, bid.BURL, "4")
+	if got := ch.of("c-cpc"); len(got) != 0 {
+		t.Errorf("charges %v, want none", got)
+	}
+	if got := log.recorded(); !slices.Equal(got, []string{"win", "billing"}) {
+		t.Errorf("events %v", got)
+	}
+}
+
+// When the log refuses the billing event after the win was recorded, the
+// exchange's retry records the billing event and charges once.
+func TestOpenRTBNoticeRetryAfterLogFailure(t *testing.T) {
+	s, log, ch := noticeServer(t, mustCampaign(t, camp("c-cpm", "adv-1", "3.0", `{}`, 0, 300, 250)))
+	log.fail = 2 // the billing event of the first nurl
+	bid := rtbBid(t, s, "")
+	if status, _ := fire(s, bid.NURL, "2"); status != 503 {
+		t.Fatalf("status %d, want 503", status)
+	}
+	if got := ch.of("c-cpm"); len(got) != 0 {
+		t.Fatalf("charged %v before the billing event was stored", got)
+	}
+	if status, _ := fire(s, bid.NURL, "2"); status != 204 {
+		t.Fatalf("retry: status %d", status)
+	}
+	fire(s, bid.BURL, "2")
+	if got := ch.of("c-cpm"); !slices.Equal(got, []int64{2000}) {
+		t.Errorf("charges %v, want [2000]", got)
+	}
+	if got := log.recorded(); !slices.Equal(got, []string{"win", "billing"}) {
+		t.Errorf("events %v", got)
+	}
+}
+
+// Notices fired at once, as an exchange's nurl and burl may be, and
+// repeated, charge once.
+func TestOpenRTBNoticesConcurrent(t *testing.T) {
+	s, _, ch := noticeServer(t, mustCampaign(t, camp("c-cpm", "adv-1", "3.0", `{}`, 0, 300, 250)))
+	for round := 0; round < 20; round++ {
+		bid := rtbBid(t, s, "")
+		var wg sync.WaitGroup
+		for i := 0; i < 8; i++ {
+			for _, u := range []string{bid.NURL, bid.BURL} {
+				wg.Add(1)
+				go func() {
+					defer wg.Done()
+					if status, body := fire(s, u, "1.5"); status != 204 {
+						t.Errorf("%d %s", status, body)
+					}
+				}()
+			}
+		}
+		wg.Wait()
+		if got := ch.of("c-cpm"); len(got) != round+1 {
+			t.Fatalf("round %d: %d charges, want %d", round, len(got), round+1)
+		}
+	}
+}
+
+// nurl and burl carry the same signed billing beacon; a win beacon (e=w,
+// as issued before nurl carried the billing beacon) still verifies on the
+// win endpoint and records the win only, and neither beacon is accepted on
+// the other's endpoint otherwise.
+func TestOpenRTBNoticeEndpoints(t *testing.T) {
+	s, log, ch := noticeServer(t, mustCampaign(t, camp("c-cpm", "adv-1", "3.0", `{}`, 0, 300, 250)))
+	bid := rtbBid(t, s, "")
+	nq, bq := bid.NURL[strings.IndexByte(bid.NURL, '?'):], bid.BURL[strings.IndexByte(bid.BURL, '?'):]
+	if !strings.HasPrefix(bid.NURL, "http://ads.example"+PathWin+"?e=b&") || nq != bq {
+		t.Errorf("nurl %s does not carry burl's beacon %s", bid.NURL, bid.BURL)
+	}
+	signer, _ := events.ParseSigner("k1:0123456789abcdef0123456789abcdef")
+	legacy := events.Beacon{Type: events.TypeWin, AuctionID: "n1.old.1", SlotID: "1", AdvertiserID: "adv-1",
+		CampaignID: "c-cpm", CreativeID: "cr-c-cpm", CeilingMicros: 3_000_000, Issued: testNow}
+	winURL := string(signer.AppendURL(nil, "http://ads.example"+PathWin, &legacy))
+	if status, body := fire(s, winURL, "2"); status != 204 {
+		t.Fatalf("legacy win notice: %d %s", status, body)
+	}
+	if status, _ := fire(s, strings.Replace(winURL, PathWin, PathBilling, 1), "2"); status != 400 {
+		t.Errorf("a win beacon on the billing endpoint: %d, want 400", status)
+	}
+	if status, _ := fire(s, strings.Replace(bid.NURL, PathWin, PathLoss, 1), "2"); status != 400 {
+		t.Errorf("a billing beacon on the loss endpoint: %d, want 400", status)
+	}
+	if got := ch.of("c-cpm"); len(got) != 0 {
+		t.Errorf("charges %v, want none", got)
+	}
+	if got := log.recorded(); !slices.Equal(got, []string{"win"}) {
+		t.Errorf("events %v, want [win]", got)
+	}
+}
+
+// A banner bid's markup fires the impression beacon, which records the
+// impression and charges nothing: the billing notice charges.
+func TestOpenRTBBannerImpressionPixel(t *testing.T) {
+	s, log, ch := noticeServer(t, mustCampaign(t, camp("c-cpm", "adv-1", "3.0", `{}`, 0, 300, 250)))
+	bid := rtbBid(t, s, "")
+	m := regexp.MustCompile(`<img src="(http://ads\.example/v1/t/imp\?[^"]+)" width="1" height="1"`).FindStringSubmatch(bid.AdM)
+	if m == nil {
+		t.Fatalf("no impression pixel in %s", bid.AdM)
+	}
+	if status, body := fire(s, html.UnescapeString(m[1]), ""); status != 204 {
+		t.Fatalf("impression: %d %s", status, body)
+	}
+	fire(s, bid.BURL, "2")
+	if got := ch.of("c-cpm"); !slices.Equal(got, []int64{2000}) {
+		t.Errorf("charges %v, want [2000]", got)
+	}
+	if got := log.recorded(); !slices.Equal(got, []string{"impression", "billing"}) {
+		t.Errorf("events %v", got)
+	}
 }
