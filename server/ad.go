@@ -4,9 +4,12 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"time"
 	"unicode/utf8"
 
+	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/decision"
+	"github.com/adserver/adserver/events"
 	"github.com/valyala/fasthttp"
 	"github.com/valyala/fastjson"
 )
@@ -64,11 +67,15 @@ func (s *Server) handleAd(ctx *fasthttp.RequestCtx) {
 	ctx.SetBody(st.out)
 }
 
-// decide runs the engine against the current catalog and switches.
+// decide runs the engine against the current catalog and switches, and
+// ships the decision to the decision log when it is sampled (see
+// DecisionSampled). Both /v1/ad and /openrtb2/bid decide here.
 func (s *Server) decide(req *decision.Request, res *decision.Result) {
 	snap := s.Feed.Snapshot()
 	cat := decision.Catalog{Index: snap.Index, Placements: snap.Placements}
-	s.Engine.Decide(req, &cat, s.switches(), s.now(), res)
+	sw := s.switches()
+	now := s.now()
+	s.Engine.Decide(req, &cat, sw, now, res)
 	if res.NoFill != "" {
 		if c := noFillCounters[res.NoFill]; c != nil {
 			c.Inc()
@@ -76,6 +83,129 @@ func (s *Server) decide(req *decision.Request, res *decision.Result) {
 			noFillOther.Inc()
 		}
 	}
+	// Not sampled costs a float compare, two nil checks and a hash of the
+	// auction id (~20 bytes): no lock, no shared write, no allocation.
+	if rate := sw.DecisionLogSample; rate > 0 && s.Tracker != nil && s.Tracker.Recorder != nil &&
+		DecisionSampled(s.Engine.Seed, res.AuctionID, rate) {
+		s.logDecision(s.Tracker.Recorder, req, res, snap.Placements[req.PlacementID], now)
+	}
+}
+
+// DecisionSampled reports whether a node whose engine is seeded with seed
+// ships the decision of auctionID to the decision log at the sample rate
+// (decision_log_sample, in [0, 1]): rate 0 ships none, 1 every one, and
+// in between a seeded 64-bit hash of the auction id is compared with rate
+// times 2^64. The choice is a pure function of (seed, auction id, rate):
+// it needs no shared state (no lock, no atomic counter), is the same on a
+// retry of the check, and lets a test or an analyst tell exactly which
+// auctions of a node belong in the log.
+func DecisionSampled(seed uint64, auctionID string, rate float64) bool {
+	switch {
+	case !(rate > 0): // also NaN
+		return false
+	case rate >= 1:
+		return true
+	}
+	return hashAuctionID(seed, auctionID) < uint64(rate*(1<<64))
+}
+
+// hashAuctionID is a seeded 64-bit hash of s: eight bytes at a time through
+// the splitmix64 finalizer. Auction ids differ only in their last few
+// characters (a per-node sequence number), which the finalizer spreads
+// over all 64 bits.
+func hashAuctionID(seed uint64, s string) uint64 {
+	h := mix64(seed ^ uint64(len(s))*0x9E3779B97F4A7C15)
+	for len(s) >= 8 {
+		w := uint64(s[0]) | uint64(s[1])<<8 | uint64(s[2])<<16 | uint64(s[3])<<24 |
+			uint64(s[4])<<32 | uint64(s[5])<<40 | uint64(s[6])<<48 | uint64(s[7])<<56
+		h = mix64(h ^ w)
+		s = s[8:]
+	}
+	var w uint64
+	for i := 0; i < len(s); i++ {
+		w |= uint64(s[i]) << (8 * i)
+	}
+	return mix64(h ^ w ^ 0xFF51AFD7ED558CCD)
+}
+
+// mix64 is the splitmix64 output function.
+func mix64(z uint64) uint64 {
+	z += 0x9E3779B97F4A7C15
+	z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9
+	z = (z ^ (z >> 27)) * 0x94D049BB133111EB
+	return z ^ (z >> 31)
+}
+
+// logDecision appends one events.Decision per slot of the request (one
+// with an empty slot id if it had none) to the event log, from which the
+// shipper inserts them into the ClickHouse decisions table. Candidates
+// and Bids stay 0: the engine does not report them. A log that refuses the
+// record (full, closed) is counted by the Recorder
+// (adserver_events_log_failed_total) and not reported per request.
+//
+// The records alias req and res; RecordDecision encodes them before it
+// returns and keeps nothing.
+func (s *Server) logDecision(rec *events.Recorder, req *decision.Request, res *decision.Result, pl *campaign.Placement, now time.Time) {
+	d := events.Decision{
+		Time:        now,
+		AuctionID:   res.AuctionID,
+		PlacementID: req.PlacementID,
+		PublisherID: req.PublisherID,
+		Country:     req.Country,
+		Test:        req.Test,
+	}
+	var plFloor campaign.Micros
+	if pl != nil {
+		plFloor = pl.Floor
+		if pl.PublisherID != "" {
+			d.PublisherID = pl.PublisherID
+		}
+	}
+	d.LatencyMicros = s.now().Sub(now).Microseconds()
+	if len(req.Slots) == 0 {
+		d.FloorMicros = int64(max(plFloor, req.Floor, 0))
+		d.NoFillReason = res.NoFill
+		_ = rec.RecordDecision(&d)
+		return
+	}
+	for i := range req.Slots {
+		slot := &req.Slots[i]
+		d.SlotID = slot.ID
+		d.FloorMicros = int64(max(plFloor, slot.Floor, req.Floor, 0))
+		d.WinnerAdvertiserID, d.WinnerCampaignID, d.WinnerCreativeID = "", "", ""
+		d.BidMicros, d.PriceMicros, d.NoFillReason = 0, 0, ""
+		if ad := adOfSlot(res, i); ad != nil {
+			d.WinnerAdvertiserID = ad.Campaign.AdvertiserID
+			d.WinnerCampaignID = ad.Campaign.ID
+			d.WinnerCreativeID = ad.Creative.ID
+			d.BidMicros = int64(ad.ECPM)
+			if req.AuctionType != 0 {
+				d.BidMicros = int64(ad.RTBBid) // what the exchange saw
+			}
+			d.PriceMicros = int64(ad.ClearingECPM)
+		} else {
+			switch {
+			case res.NoFill != "":
+				d.NoFillReason = res.NoFill
+			case slot.Ineligible:
+				d.NoFillReason = slot.IneligibleReason
+			default: // another slot of the request filled
+				d.NoFillReason = decision.NoFillNoWinner
+			}
+		}
+		d.Time, d.NodeID, d.Seq = now, "", 0
+		_ = rec.RecordDecision(&d)
+	}
+}
+
+// adOfSlot returns the ad that filled req.Slots[i], or nil.
+func adOfSlot(res *decision.Result, i int) *decision.Ad {
+	for j := range res.Ads {
+		if res.Ads[j].SlotIndex == i {
+			return &res.Ads[j]
+		}
+	}
+	return nil
 }
 
 // appendAdResponse writes the /v1/ad answer:

@@ -220,7 +220,14 @@ func parseAdRequest(p *fastjson.Parser, body []byte, r *decision.Request) *reqEr
 	return nil
 }
 
-var emptyObject = fastjson.MustParse(`{}`)
+// emptyObject stands for an absent or null object field. It is shared by
+// every request, so it must never be written: fastjson's first Get on an
+// object marks its keys unescaped, done here once, before any request.
+var emptyObject = func() *fastjson.Value {
+	v := fastjson.MustParse(`{}`)
+	v.Get("")
+	return v
+}()
 
 func intField(v *fastjson.Value, field string) (int, *reqError) {
 	x := v.Get(field)
