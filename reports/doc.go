@@ -41,7 +41,7 @@
 // denominator is zero is 0. Totals are the exact sums of the rows. The
 // CSV answer has a header line and the same rows (no totals line).
 // Response headers X-Report-From and X-Report-To (RFC 3339, To exclusive),
-// X-Report-Timezone and X-Report-Source (the table read) describe what was
+// X-Report-Timezone and X-Report-Source (the tables read) describe what was
 // answered.
 //
 // Asking for a campaign or advertiser that does not exist and asking for
@@ -52,17 +52,36 @@
 // # Where the numbers come from
 //
 // Reports read the hourly SummingMergeTree rollups with sum() and GROUP
-// BY (rows are not collapsed until merges): rollup_campaign_hourly when
-// only day, hour and campaign matter, rollup_hourly otherwise. Rollups are
-// hourly in UTC, so they answer exactly only when from and to fall on
-// whole UTC hours and, for day or hour buckets, the time zone's offset is
-// a whole number of hours throughout the range. Otherwise (a timestamp
-// like 10:30, or a zone such as Asia/Kolkata) the report reads the raw
-// events table (test = 0, the rollups' own filter), which is exact but
-// slower. Day and hour buckets are computed from UTC offsets that Go's
-// time zone database gives for the range, passed to ClickHouse as bound
-// numbers, so ClickHouse's own time zone data (and its version, down to
-// 18.16) does not matter.
+// BY (rows are not collapsed until merges): the smallest rollup that has
+// every dimension the report groups or filters by (advertiser_id is in
+// all), in this order: rollup_campaign_hourly (campaign),
+// rollup_campaign_country_hourly (campaign, country),
+// rollup_creative_hourly (campaign, creative),
+// rollup_placement_country_hourly (placement, country),
+// rollup_campaign_placement_hourly (campaign, placement), rollup_hourly
+// (all). Every report by one or two of campaign, creative, placement and
+// country, with or without a campaign filter, reads one of the first
+// five, except creative with placement or country, and placement with
+// country under a campaign filter. Rollups are hourly in UTC, so they
+// answer exactly only when from and to fall on whole UTC hours and, for
+// day or hour buckets, the time zone's offset is a whole number of hours
+// throughout the range. Otherwise (a timestamp like 10:30, or a zone such
+// as Asia/Kolkata) the report reads the raw events table (test = 0, the
+// rollups' own filter), which is exact but slower. Day and hour buckets
+// are computed from UTC offsets that Go's time zone database gives for
+// the range, passed to ClickHouse as bound numbers, so ClickHouse's own
+// time zone data (and its version, down to 18.16) does not matter.
+//
+// The four middle rollups come with schema version 2
+// (events/clickhouse.Migrate), which fills them from rollup_hourly on an
+// existing database. A Handler reads them only once it has seen version 2
+// recorded in schema_migrations (until then it asks again at most every
+// 10 s and reads rollup_hourly), and then reads the upgrade's gap log
+// (rollup_backfill_gaps) once: in those hours the new rollups may lack
+// what was inserted during the upgrade, so a report whose range holds gap
+// hours reads them from rollup_hourly and the rest from the smaller
+// rollup (UNION ALL; X-Report-Source names both), or rollup_hourly alone
+// beyond 32 separate gap ranges.
 //
 // # Safety
 //

@@ -83,7 +83,7 @@ type Row struct {
 type Report struct {
 	Rows   []Row
 	Totals Metrics
-	// Table is the table that was read.
+	// Table names the tables that were read (comma-separated).
 	Table string
 }
 

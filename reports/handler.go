@@ -38,6 +38,8 @@ type Handler struct {
 	// sem holds one token per running report query; its capacity is
 	// cfg.MaxConcurrent.
 	sem chan struct{}
+	// rollups caches what is known of the rollups of schema version 2.
+	rollups atomic.Pointer[rollupState]
 }
 
 // New validates cfg, fills in its defaults and returns a Handler. It does
@@ -212,10 +214,22 @@ var errTooManyRows = errors.New("report has too many rows")
 // run executes q and reads every row, failing with errTooManyRows when
 // there are more than cfg.MaxRows.
 func (h *Handler) run(ctx context.Context, q *Query) (*Report, error) {
-	p := buildPlan(h.cfg.Database, q, h.cfg.MaxRows+1, limitSettings{
+	var rs *rollupState
+	if isBackfilled(chooseTable(q, zoneSegments(q.Loc, q.From, q.To), true)) {
+		rs = h.rollupState(ctx)
+	}
+	return h.execute(ctx, q, buildPlan(h.cfg.Database, q, h.cfg.MaxRows+1, h.limits(), rs))
+}
+
+func (h *Handler) limits() limitSettings {
+	return limitSettings{
 		maxExecutionSeconds: int(math.Ceil(h.cfg.QueryTimeout.Seconds())),
 		maxGroups:           h.cfg.MaxRows + 1,
-	})
+	}
+}
+
+// execute runs p, the plan of q.
+func (h *Handler) execute(ctx context.Context, q *Query, p *plan) (*Report, error) {
 	var id [8]byte
 	rand.Read(id[:])
 	ctx = chgo.Context(ctx, chgo.WithQueryID("adserver-report-"+hex.EncodeToString(id[:])))
@@ -225,7 +239,7 @@ func (h *Handler) run(ctx context.Context, q *Query) (*Report, error) {
 	}
 	defer rows.Close()
 
-	rep := &Report{Table: p.table}
+	rep := &Report{Table: p.source}
 	nk := len(q.GroupBy)
 	var (
 		times = make([]int64, nk)

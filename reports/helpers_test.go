@@ -45,6 +45,12 @@ func testAddr(t testing.TB) string {
 // test's own, dropped at the end (unless ADSERVER_TEST_KEEP_DB is set).
 func testDB(t testing.TB) (driver.Conn, string, string) {
 	t.Helper()
+	return testDBAt(t, clickhouse.SchemaVersion())
+}
+
+// testDBAt is testDB with the schema at version (to test upgrades).
+func testDBAt(t testing.TB, version uint32) (driver.Conn, string, string) {
+	t.Helper()
 	addr := testAddr(t)
 	conn, err := clickhouse.Open(addr, "default", "", 5*time.Second)
 	if err != nil {
@@ -72,7 +78,7 @@ func testDB(t testing.TB) (driver.Conn, string, string) {
 		}
 		conn.Close()
 	})
-	if err := clickhouse.Migrate(ctx, conn, db); err != nil {
+	if err := clickhouse.MigrateTo(ctx, conn, db, version); err != nil {
 		t.Fatal(err)
 	}
 	return conn, addr, db

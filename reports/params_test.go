@@ -109,14 +109,14 @@ func TestChooseTable(t *testing.T) {
 		want string
 	}{
 		{Query{From: day(seoul, 1), To: day(seoul, 2), Loc: seoul, GroupBy: []Dim{DimDay, DimCampaign}}, tableCampaignHourly},
-		{Query{From: day(seoul, 1), To: day(seoul, 2), Loc: seoul, GroupBy: []Dim{DimHour, DimCountry}}, tableHourly},
+		{Query{From: day(seoul, 1), To: day(seoul, 2), Loc: seoul, GroupBy: []Dim{DimHour, DimCountry}}, tableCampaignCountryHourly},
 		{Query{From: day(seoul, 1), To: day(seoul, 2), Loc: seoul}, tableCampaignHourly},
 		{Query{From: day(kolkata, 1), To: day(kolkata, 2), Loc: kolkata, GroupBy: []Dim{DimCampaign}}, tableEvents},
 		{Query{From: day(time.UTC, 1), To: day(time.UTC, 2), Loc: kolkata, GroupBy: []Dim{DimCampaign}}, tableCampaignHourly},
 		{Query{From: day(time.UTC, 1), To: day(time.UTC, 2), Loc: kolkata, GroupBy: []Dim{DimDay}}, tableEvents},
 		{Query{From: day(time.UTC, 1).Add(time.Minute), To: day(time.UTC, 2), Loc: time.UTC}, tableEvents},
 	} {
-		p := buildPlan("db", &c.q, 10, limitSettings{1, 11})
+		p := buildPlan("db", &c.q, 10, limitSettings{1, 11}, &rollupState{ready: true})
 		if p.table != c.want {
 			t.Errorf("%v %v %v: %s, want %s", c.q.From, c.q.Loc, c.q.GroupBy, p.table, c.want)
 		}
@@ -131,7 +131,7 @@ func TestBuildPlanBindsValues(t *testing.T) {
 	hostile := "c'); DROP TABLE events; --"
 	q := &Query{From: time.Date(2026, 11, 1, 0, 0, 0, 0, time.UTC), To: time.Date(2026, 11, 2, 0, 0, 0, 0, time.UTC), Loc: time.UTC,
 		GroupBy: []Dim{DimDay, DimCreative}, Scope: hostile, Advertisers: []string{hostile}, Campaigns: []string{hostile, "x"}}
-	p := buildPlan("adserver", q, 101, limitSettings{5, 101})
+	p := buildPlan("adserver", q, 101, limitSettings{5, 101}, nil)
 	if strings.Contains(p.sql, "DROP") || strings.Count(p.sql, "?") != len(p.args) {
 		t.Fatalf("values in the SQL text or placeholders off:\n%s\n%v", p.sql, p.args)
 	}

@@ -8,10 +8,60 @@ import (
 
 // Tables a report may read.
 const (
-	tableCampaignHourly = "rollup_campaign_hourly"
-	tableHourly         = "rollup_hourly"
-	tableEvents         = "events"
+	tableCampaignHourly          = "rollup_campaign_hourly"
+	tableCampaignCountryHourly   = "rollup_campaign_country_hourly"
+	tableCreativeHourly          = "rollup_creative_hourly"
+	tablePlacementCountryHourly  = "rollup_placement_country_hourly"
+	tableCampaignPlacementHourly = "rollup_campaign_placement_hourly"
+	tableHourly                  = "rollup_hourly"
+	tableEvents                  = "events"
 )
+
+// dimSet is a set of non-time dimensions: bit d for Dim d.
+type dimSet uint8
+
+func dims(ds ...Dim) dimSet {
+	var s dimSet
+	for _, d := range ds {
+		s |= 1 << d
+	}
+	return s
+}
+
+// A rollup is an hourly rollup table: UTC hours, advertiser_id and dims.
+type rollup struct {
+	table string
+	dims  dimSet
+	// backfilled marks the rollups of schema version 2, which answer only
+	// once that version is recorded and, in the hours of the gap log,
+	// leave the answer to rollup_hourly (see the package doc).
+	backfilled bool
+}
+
+// rollups lists every rollup, smallest first for a typical catalog (fewer
+// campaigns than countries or placements per advertiser); a report reads
+// the first one that has every dimension it groups or filters by. The
+// order matters only among rollups that all answer: no dimensions (the
+// campaign rollup), country (campaign and country, not placement and
+// country), placement (placement and country, not campaign and
+// placement).
+var rollups = []rollup{
+	{table: tableCampaignHourly, dims: dims(DimCampaign)},
+	{table: tableCampaignCountryHourly, dims: dims(DimCampaign, DimCountry), backfilled: true},
+	{table: tableCreativeHourly, dims: dims(DimCampaign, DimCreative), backfilled: true},
+	{table: tablePlacementCountryHourly, dims: dims(DimPlacement, DimCountry), backfilled: true},
+	{table: tableCampaignPlacementHourly, dims: dims(DimCampaign, DimPlacement), backfilled: true},
+	{table: tableHourly, dims: dims(DimCampaign, DimCreative, DimPlacement, DimCountry)},
+}
+
+func isBackfilled(table string) bool {
+	for _, r := range rollups {
+		if r.table == table {
+			return r.backfilled
+		}
+	}
+	return false
+}
 
 // zoneSegment says that from start (unix seconds) on, local time is UTC
 // plus offset seconds.
@@ -53,8 +103,11 @@ type limitSettings struct {
 // plan is the SQL of one report and what it needs to read the answer.
 type plan struct {
 	table string
-	sql   string
-	args  []any
+	// source names the tables read: table, or table and rollup_hourly
+	// when gap hours of the backfill fall in the range.
+	source string
+	sql    string
+	args   []any
 }
 
 // hourAligned reports whether the hourly rollups can answer q exactly:
@@ -78,25 +131,58 @@ func hourAligned(q *Query, segs []zoneSegment) bool {
 	return true
 }
 
-// chooseTable picks the smallest table that answers q exactly.
-func chooseTable(q *Query, segs []zoneSegment) string {
+// chooseTable picks the smallest table that answers q exactly; the
+// rollups of schema version 2 only when dimReady.
+func chooseTable(q *Query, segs []zoneSegment, dimReady bool) string {
 	if !hourAligned(q, segs) {
 		return tableEvents
 	}
+	var need dimSet
 	for _, d := range q.GroupBy {
-		if d != DimDay && d != DimHour && d != DimCampaign {
-			return tableHourly
+		if !d.isTime() {
+			need |= dims(d)
 		}
 	}
-	return tableCampaignHourly
+	if len(q.Campaigns) > 0 {
+		need |= dims(DimCampaign)
+	}
+	for _, r := range rollups {
+		if need&^r.dims == 0 && (dimReady || !r.backfilled) {
+			return r.table
+		}
+	}
+	panic("BUG: rollup_hourly has every dimension")
 }
+
+// maxGapRanges bounds the gap-log ranges a query spells out; beyond it the
+// report reads rollup_hourly alone.
+const maxGapRanges = 32
 
 // buildPlan writes the SQL for q against database db (a validated
 // identifier), returning at most limit rows. Every value from the request
-// is a bound parameter; the text holds only constants and db.
-func buildPlan(db string, q *Query, limit int, ls limitSettings) *plan {
+// is a bound parameter; the text holds only constants and db. rs is what
+// is known of the schema (nil: nothing, so the rollups of version 2 are
+// not read).
+func buildPlan(db string, q *Query, limit int, ls limitSettings, rs *rollupState) *plan {
 	segs := zoneSegments(q.Loc, q.From, q.To)
-	p := &plan{table: chooseTable(q, segs)}
+	return planOn(db, q, limit, ls, rs, segs, chooseTable(q, segs, rs != nil && rs.ready))
+}
+
+// planOn is buildPlan reading table, which must answer q exactly (the
+// choice of chooseTable, or any rollup with more dimensions).
+func planOn(db string, q *Query, limit int, ls limitSettings, rs *rollupState, segs []zoneSegment, table string) *plan {
+	p := &plan{table: table}
+	var gaps [][2]int64
+	if isBackfilled(p.table) {
+		gaps = rs.gapRanges(q.From.Unix(), q.To.Unix())
+		if len(gaps) > maxGapRanges {
+			p.table, gaps = tableHourly, nil
+		}
+	}
+	p.source = p.table
+	if len(gaps) > 0 {
+		p.source += "," + tableHourly
+	}
 	raw := p.table == tableEvents
 	timeCol := "hour"
 	if raw {
@@ -107,6 +193,7 @@ func buildPlan(db string, q *Query, limit int, ls limitSettings) *plan {
 	var b strings.Builder
 	b.WriteString("SELECT ")
 	keys := make([]string, 0, len(q.GroupBy))
+	cols := make([]string, 0, len(q.GroupBy))
 	for i, d := range q.GroupBy {
 		var expr string
 		switch {
@@ -123,6 +210,7 @@ func buildPlan(db string, q *Query, limit int, ls limitSettings) *plan {
 		default:
 			expr = dimInfo[d].column
 			keys = append(keys, expr)
+			cols = append(cols, expr)
 		}
 		if i > 0 {
 			b.WriteString(", ")
@@ -138,18 +226,23 @@ func buildPlan(db string, q *Query, limit int, ls limitSettings) *plan {
 	} else {
 		b.WriteString("sum(impressions) AS m_imp, sum(clicks) AS m_clk, sum(conversions) AS m_conv, sum(spend_micros) AS m_spend")
 	}
-	b.WriteString("\nFROM `" + db + "`." + p.table + "\nWHERE ")
-	if raw {
-		b.WriteString("test = 0 AND ")
+	if len(gaps) == 0 {
+		b.WriteString("\nFROM `" + db + "`." + p.table + "\nWHERE ")
+		p.where(&b, q, timeCol, raw)
+	} else {
+		// The gap hours come from rollup_hourly, the others from the
+		// smaller table; both filtered alike.
+		sel := "SELECT hour, " + strings.Join(append(cols, "impressions, clicks, conversions, spend_micros"), ", ")
+		b.WriteString("\nFROM (" + sel + " FROM `" + db + "`." + p.table + " WHERE ")
+		p.where(&b, q, timeCol, raw)
+		b.WriteString(" AND NOT (")
+		p.gapCondition(&b, gaps)
+		b.WriteString(")\n\tUNION ALL " + sel + " FROM `" + db + "`." + tableHourly + " WHERE ")
+		p.where(&b, q, timeCol, raw)
+		b.WriteString(" AND (")
+		p.gapCondition(&b, gaps)
+		b.WriteString("))")
 	}
-	if q.Scope != "" {
-		b.WriteString("advertiser_id = ? AND ")
-		p.args = append(p.args, q.Scope)
-	}
-	p.in(&b, "advertiser_id", q.Advertisers)
-	p.in(&b, "campaign_id", q.Campaigns)
-	b.WriteString(timeCol + " >= toDateTime(?) AND " + timeCol + " < toDateTime(?)")
-	p.args = append(p.args, q.From.Unix(), q.To.Unix())
 	if len(keys) > 0 {
 		b.WriteString("\nGROUP BY " + strings.Join(keys, ", "))
 	}
@@ -167,6 +260,32 @@ func buildPlan(db string, q *Query, limit int, ls limitSettings) *plan {
 		", max_rows_to_group_by = " + strconv.Itoa(ls.maxGroups) + ", group_by_overflow_mode = 'throw'")
 	p.sql = b.String()
 	return p
+}
+
+// where writes the row filter of q: scope, filters and time range.
+func (p *plan) where(b *strings.Builder, q *Query, timeCol string, raw bool) {
+	if raw {
+		b.WriteString("test = 0 AND ")
+	}
+	if q.Scope != "" {
+		b.WriteString("advertiser_id = ? AND ")
+		p.args = append(p.args, q.Scope)
+	}
+	p.in(b, "advertiser_id", q.Advertisers)
+	p.in(b, "campaign_id", q.Campaigns)
+	b.WriteString(timeCol + " >= toDateTime(?) AND " + timeCol + " < toDateTime(?)")
+	p.args = append(p.args, q.From.Unix(), q.To.Unix())
+}
+
+// gapCondition writes "hour in one of the ranges".
+func (p *plan) gapCondition(b *strings.Builder, gaps [][2]int64) {
+	for i, g := range gaps {
+		if i > 0 {
+			b.WriteString(" OR ")
+		}
+		b.WriteString("hour >= toDateTime(?) AND hour < toDateTime(?)")
+		p.args = append(p.args, g[0], g[1])
+	}
 }
 
 // offset returns an expression for the UTC offset (seconds) in effect at

@@ -5,12 +5,25 @@
 //
 // Migrate creates, idempotently and versioned through a schema_migrations
 // table: the raw events table (ReplacingMergeTree keyed by event id,
-// partitioned by UTC day), the sampled decisions table, and two hourly
-// SummingMergeTree rollups fed by materialized views (rollup_hourly by
-// advertiser, campaign, creative, placement, publisher and country;
-// rollup_campaign_hourly by advertiser and campaign). It runs on
-// ClickHouse 18.16 (Debian) and on current releases; see
-// deploy/clickhouse-schema.md.
+// partitioned by UTC day), the sampled decisions table, and hourly
+// SummingMergeTree rollups fed by materialized views on events. Version 1:
+// rollup_hourly (advertiser, campaign, creative, placement, publisher,
+// country) and rollup_campaign_hourly (advertiser, campaign). Version 2:
+// rollup_creative_hourly (campaign, creative),
+// rollup_campaign_country_hourly, rollup_campaign_placement_hourly and
+// rollup_placement_country_hourly, each by advertiser too, so a report
+// grouped by one or two dimensions reads far fewer rows; and
+// rollup_backfill_gaps. It runs on ClickHouse 18.16 (Debian) and on
+// current releases; see deploy/clickhouse-schema.md.
+//
+// An upgrade to version 2 copies rollup_hourly into the new rollups while
+// other nodes may go on inserting (see addDimRollups). An insert that
+// reached rollup_hourly after the copy read it, yet started before the new
+// views existed, is in neither; no insert is in both. A view that logs the
+// hour of every insert during the upgrade puts the hours of such inserts
+// in rollup_backfill_gaps. Readers use the new rollups only once version 2
+// is recorded, and read rollup_hourly for the gap hours. A new database
+// has no gap hours unless events arrive while it is created.
 //
 // # Delivery guarantee
 //
@@ -22,8 +35,9 @@
 // of a single UTC day, hence a single partition of a single table, and is
 // sent as one block, so ClickHouse applies it atomically: all rows or none.
 //
-// Materialized views count every insert, so re-sending a batch that did
-// land would double the rollups. Whenever the outcome of an insert is
+// Materialized views count every insert (every rollup has one, all fed
+// from events alike), so re-sending a batch that did land would double
+// the rollups. Whenever the outcome of an insert is
 // unknown (connection cut after the data was sent, timeout, server
 // restart) and once at start-up, the shipper first waits until no insert
 // of its own is still running on the server (system.processes, by query

@@ -46,6 +46,12 @@ type Config struct {
 	DialTimeout time.Duration
 	// InsertTimeout bounds one insert or query. Default 60s.
 	InsertTimeout time.Duration
+	// MigrateTimeout bounds Migrate, which runs before the first insert
+	// and after a schema error; nothing ships meanwhile. Default 30m: an
+	// upgrade to schema version 2 copies rollup_hourly into the new
+	// rollups (about a second per million rollup_hourly rows on a 2-core
+	// machine), and a copy that runs out starts over on the next attempt.
+	MigrateTimeout time.Duration
 	// Lookback bounds, by event time, the partitions searched when
 	// checking which rows already landed. Default 24h.
 	Lookback time.Duration
@@ -97,6 +103,7 @@ func (c *Config) setDefaults(logDir string) {
 	def(&c.BreakerCooldown, 10*time.Second)
 	def(&c.DialTimeout, 5*time.Second)
 	def(&c.InsertTimeout, 60*time.Second)
+	def(&c.MigrateTimeout, 30*time.Minute)
 	def(&c.Lookback, 24*time.Hour)
 	if c.BreakerThreshold <= 0 {
 		c.BreakerThreshold = 5
@@ -245,7 +252,7 @@ func (s *Shipper) connect(ctx context.Context) error {
 		}
 		s.conn = conn
 	}
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.InsertTimeout)
+	ctx, cancel := context.WithTimeout(ctx, s.cfg.MigrateTimeout)
 	defer cancel()
 	if err := Migrate(ctx, s.conn, s.cfg.Database); err != nil {
 		return err

@@ -26,14 +26,22 @@ func TestMigrateIdempotent(t *testing.T) {
 	if err := conn.QueryRow(ctx, "SELECT count(), max(version) FROM "+quoteIdent(db)+".schema_migrations").Scan(&n, &v); err != nil {
 		t.Fatal(err)
 	}
-	if n != 1 || v != SchemaVersion() {
+	if n != uint64(len(migrations)) || v != SchemaVersion() {
 		t.Fatalf("schema_migrations: %d rows, version %d", n, v)
 	}
-	for _, tbl := range []string{"events", "decisions", "rollup_hourly", "rollup_hourly_mv", "rollup_campaign_hourly", "rollup_campaign_hourly_mv"} {
-		var c uint64
+	tables := []string{"events", "decisions", "rollup_hourly", "rollup_hourly_mv", "rollup_campaign_hourly", "rollup_campaign_hourly_mv", gapsTable}
+	for _, r := range dimRollups {
+		tables = append(tables, r.table, r.table+"_mv")
+	}
+	var c uint64
+	for _, tbl := range tables {
 		if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ? AND name = ?", db, tbl).Scan(&c); err != nil || c != 1 {
 			t.Fatalf("table %s: %d %v", tbl, c, err)
 		}
+	}
+	// Nothing else: no gaps view, no backfill copies left over.
+	if err := conn.QueryRow(ctx, "SELECT count() FROM system.tables WHERE database = ?", db).Scan(&c); err != nil || c != uint64(len(tables))+1 {
+		t.Fatalf("%d tables in %s, want %d and schema_migrations (%v)", c, db, len(tables), err)
 	}
 	if err := Migrate(ctx, conn, "bad-name; DROP"); err == nil {
 		t.Fatal("accepted an unsafe database name")
