@@ -1,11 +1,13 @@
 package decision
 
 import (
+	"math/bits"
 	"slices"
 	"time"
 
 	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/campaign"
+	"github.com/adserver/adserver/targeting"
 )
 
 // Candidate admission.
@@ -16,14 +18,14 @@ import (
 // per slot. The checks that cost (frequency caps, budget pacing) therefore
 // run lazily, in rank order, and stop once the answer cannot change:
 //
-//  1. every candidate passes the pure, cheap filters in index order:
-//     pauses, private-auction deals, blocks (with none of these in force,
-//     only the campaign's priority is read);
-//  2. the survivors are taken by priority tier, highest first; in a tier
-//     a candidate needs a creative that fits the slot, and its eCPM is
-//     computed (a CPC campaign first picks its creative, whose predicted
-//     CTR its eCPM depends on); one below the slot's reserve, which can
-//     neither win nor set a price, is dropped;
+//  1. the candidates are taken by priority tier, highest first (the index
+//     gives each one's priority, so the campaigns of the lower tiers, which
+//     are rarely reached, are never loaded);
+//  2. in a tier, a candidate must pass the pure, cheap filters (pauses,
+//     private-auction deals, blocks) and have a creative that fits the
+//     slot, and its eCPM is computed (a CPC campaign first picks its
+//     creative, whose predicted CTR its eCPM depends on); one below the
+//     slot's reserve, which can neither win nor set a price, is dropped;
 //  3. the tier's candidates are taken best first (eCPM) through the costly
 //     checks until n+1 distinct advertisers are admitted, n being the
 //     number of slots in the request, and then also every candidate tied
@@ -47,7 +49,8 @@ type pending struct {
 	pctr float64
 	ecpm campaign.Micros
 	prio int
-	idx  int // arrival order in the slot
+	idx  int    // arrival order in the slot
+	fits uint64 // the index's targeting.CreativeBits of c
 }
 
 // above reports whether p ranks above q: higher priority, then higher eCPM,
@@ -65,7 +68,8 @@ func (p *pending) above(q *pending) bool {
 // collectAll fills as with every candidate of res.cands, running every
 // check on each one and explaining each exclusion (debug requests).
 func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result, sw *Switches, now time.Time, rnd *rand, st *collectStats) {
-	for _, c := range res.cands {
+	for _, m := range res.cands {
+		c := m.Campaign
 		reason := cheapIneligible(req, c, sw)
 		if reason == "" {
 			reason = e.costlyIneligible(req, c, now)
@@ -91,27 +95,29 @@ func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result
 // admitting them as the comment at the top of this file describes. slots is
 // the number of slots the request may fill.
 func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve campaign.Micros, res *Result, sw *Switches, now time.Time, rnd *rand, slots int, st *collectStats) {
-	all := res.pend[:0]
-	for _, c := range res.cands {
-		if reason := cheapIneligible(req, c, sw); reason != "" {
-			if reason == reasonBlockedCategory || reason == reasonBlockedDomain {
-				st.blocked++
-			}
-			continue
-		}
-		all = append(all, pending{c: c, prio: c.Priority, idx: len(all)})
-	}
-	// Tier by tier from the highest priority: whether a candidate has a
-	// creative that fits, and its eCPM, are worked out only when its tier
-	// is reached, usually the first one, sparing the memory reads of the
-	// others. Every tier is reached unless slots+1 advertisers are
-	// admitted, so st.passed is exact whenever it is 0.
+	// Tier by tier from the highest priority: the cheap filters, whether a
+	// candidate has a creative that fits, and its eCPM, are worked out only
+	// when its tier is reached, usually the first one, sparing the memory
+	// reads of the others. Every tier is reached unless slots+1
+	// advertisers are admitted, so st.blocked and st.passed are exact
+	// whenever st.passed is 0, the only case where the no-fill reason
+	// reads st.blocked.
 	ad := admission{e: e, req: req, res: res, now: now, slots: slots,
 		admitted: res.admitted[:0], advs: res.advs[:0]}
-	for pend := all; !ad.full && len(pend) > 0; {
-		var tier []pending
-		tier, pend = nextTier(pend)
-		ad.admit(e.priceTier(tier, req, s, reserve, rnd, st))
+	var prios prioSet
+	for i := range res.cands {
+		prios.add(res.cands[i].Priority)
+	}
+	fit, exact := slotBits(s)
+	tier, used := res.pend[:0], 0
+	for !ad.full {
+		prio, ok := prios.popMax()
+		if !ok {
+			break
+		}
+		tier = appendTier(tier[:0], res.cands, prio)
+		used = max(used, len(tier))
+		ad.admit(e.priceTier(tier, req, s, fit, exact, sw, reserve, rnd, st))
 	}
 	// Back to arrival order, which the auction's tie rules follow.
 	admitted := ad.admitted
@@ -123,36 +129,57 @@ func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve ca
 		}
 		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: p.c, Creative: p.cr, PCTR: p.pctr})
 	}
-	clear(all)
+	clear(tier[:used])
 	clear(admitted)
 	clear(ad.advs)
-	res.pend, res.admitted, res.advs = all[:0], admitted[:0], ad.advs[:0]
+	res.pend, res.admitted, res.advs = tier[:0], admitted[:0], ad.advs[:0]
 }
 
-// nextTier moves the candidates of the highest priority in pend to its
-// front and returns them and the rest.
-func nextTier(pend []pending) (tier, rest []pending) {
-	top := pend[0].prio
-	for i := range pend {
-		top = max(top, pend[i].prio)
-	}
-	k := 0
-	for i := range pend {
-		if pend[i].prio == top {
-			pend[i], pend[k] = pend[k], pend[i]
-			k++
+// prioSet is a set of priorities, which the index keeps in [0, 255].
+type prioSet [4]uint64
+
+func (ps *prioSet) add(p int) { ps[uint8(p)>>6] |= 1 << (uint8(p) & 63) }
+
+// popMax removes and returns the highest priority of the set, if any.
+func (ps *prioSet) popMax() (int, bool) {
+	for w := len(ps) - 1; w >= 0; w-- {
+		if x := ps[w]; x != 0 {
+			b := 63 - bits.LeadingZeros64(x)
+			ps[w] &^= 1 << b
+			return w*64 + b, true
 		}
 	}
-	return pend[:k], pend[k:]
+	return 0, false
 }
 
-// priceTier keeps, in place, the candidates of tier with a creative that
-// fits s and an eCPM at or above reserve, which it sets (a CPC campaign
-// first picks its creative, whose predicted CTR its eCPM depends on).
-func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
+// appendTier appends to tier the candidates of cands of priority prio,
+// each with its index in cands (its arrival order). It reads only cands,
+// not the campaigns.
+func appendTier(tier []pending, cands []targeting.Match, prio int) []pending {
+	for i := range cands {
+		if cands[i].Priority == prio {
+			tier = append(tier, pending{c: cands[i].Campaign, prio: prio, idx: i, fits: cands[i].Creatives})
+		}
+	}
+	return tier
+}
+
+// priceTier keeps, in place, the candidates of tier that pass the cheap
+// filters, with a creative that fits s and an eCPM at or above reserve,
+// which it sets (a CPC campaign first picks its creative, whose predicted
+// CTR its eCPM depends on). fit and exact are slotBits(s): a candidate
+// whose creative bits miss fit cannot fit, and is dropped without a look
+// at its creatives; if exact, one whose bits meet it fits.
+func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, fit uint64, exact bool, sw *Switches, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
 	kept := tier[:0]
 	for _, p := range tier {
-		if !fitsAny(p.c, s) {
+		if reason := cheapIneligible(req, p.c, sw); reason != "" {
+			if reason == reasonBlockedCategory || reason == reasonBlockedDomain {
+				st.blocked++
+			}
+			continue
+		}
+		if p.fits&fit == 0 || !exact && !fitsAny(p.c, s) {
 			continue
 		}
 		st.passed++
@@ -281,6 +308,22 @@ func (e *Engine) costlyIneligibleCached(req *Request, c *campaign.Campaign, now 
 	reason := e.costlyIneligible(req, c, now)
 	res.checked[c] = reason
 	return reason
+}
+
+// slotBits is the union of the targeting.CreativeBit of the formats s
+// accepts: a campaign whose targeting.CreativeBits miss it has no creative
+// that fits s. exact reports that every one of its bits is exact: then a
+// campaign whose bits meet it has one.
+func slotBits(s *Slot) (bits uint64, exact bool) {
+	if s.Video {
+		return targeting.CreativeBit(true, 0, 0)
+	}
+	exact = true
+	for _, z := range s.Sizes {
+		b, ex := targeting.CreativeBit(false, z.W, z.H)
+		bits, exact = bits|b, exact && ex
+	}
+	return bits, exact
 }
 
 // fitsAny reports whether any creative of c fits s.

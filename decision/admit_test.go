@@ -205,3 +205,115 @@ func targetingMatchesKR(c *campaign.Campaign) bool {
 	}
 	return false
 }
+
+// The cheap filters (pauses, blocks) run per priority tier in the lazy
+// admission, only on the tiers it reaches: the winners, their prices and
+// the no-fill reason (blocked when every candidate reached was blocked)
+// are still those of checking every candidate. Pacing and caps are off
+// here: they count a candidate as passed at different stages in the two
+// paths, which may change the reason between no_winner and blocked.
+func TestLazyAdmissionFilters(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(5, 6))
+	reasons := map[string]int{}
+	for round := range 20 {
+		advertisers := 5 + rng.IntN(40)
+		cs := randomCatalog(t, rng, 300, advertisers, true)
+		cat := &Catalog{Index: targeting.Build(cs), Placements: map[string]*campaign.Placement{}}
+		e, _, _ := newTestEngine(t)
+		e.Pacer, e.Capper = nil, nil
+		for i := range 50 {
+			req := randomRequest(rng, i)
+			sw := &Switches{Serving: true, Charging: true,
+				PausedCampaigns: map[string]bool{}, PausedAdvertisers: map[string]bool{}}
+			for range rng.IntN(100) {
+				sw.PausedCampaigns[fmt.Sprintf("c-%d", rng.IntN(len(cs)))] = true
+			}
+			for range rng.IntN(3) {
+				sw.PausedAdvertisers[fmt.Sprintf("adv-%d", rng.IntN(advertisers))] = true
+			}
+			share := rng.Float64() // of the advertisers blocked
+			for a := range advertisers {
+				if rng.Float64() < share {
+					req.BlockedDomains = append(req.BlockedDomains, fmt.Sprintf("a%d.example", a))
+				}
+			}
+			var lazy, eager Result
+			e.Decide(req, cat, sw, testNow, &lazy)
+			req.Debug = true
+			e.Decide(req, cat, sw, testNow, &eager)
+			if got, want := adKeys(&lazy), adKeys(&eager); fmt.Sprint(got) != fmt.Sprint(want) {
+				t.Fatalf("round %d request %d: lazy admission gave %v, checking every candidate %v", round, i, got, want)
+			}
+			if lazy.NoFill != eager.NoFill {
+				t.Fatalf("round %d request %d: no-fill %q, checking every candidate %q", round, i, lazy.NoFill, eager.NoFill)
+			}
+			reasons[lazy.NoFill]++
+		}
+	}
+	if reasons[NoFillBlocked] == 0 || reasons[""] == 0 {
+		t.Errorf("outcomes %v: want fills and blocked no-fills", reasons)
+	}
+	t.Logf("outcomes: %v", reasons)
+}
+
+// The index's creative bits never drop a campaign with a creative that
+// fits the slot (fitsAny is the truth), and never admit one without when
+// they are exact; the common sizes get exact bits of their own.
+func TestSlotBits(t *testing.T) {
+	rng := mrand.New(mrand.NewPCG(7, 8))
+	var sizes []Size
+	for z := range commonSizes {
+		sizes = append(sizes, z)
+	}
+	for range 50 {
+		sizes = append(sizes, Size{1 + rng.IntN(2000), 1 + rng.IntN(2000)})
+	}
+	bits := map[uint64]Size{}
+	for z := range commonSizes {
+		b, exact := targeting.CreativeBit(false, z.W, z.H)
+		if !exact {
+			t.Errorf("size %v: not exact", z)
+		}
+		if o, ok := bits[b]; ok {
+			t.Errorf("sizes %v and %v share a bit", z, o)
+		}
+		bits[b] = z
+	}
+	filtered, exacts := 0, 0
+	for range 20000 {
+		c := &campaign.Campaign{}
+		for range 1 + rng.IntN(3) {
+			cr := campaign.Creative{Format: campaign.FormatBanner}
+			if rng.IntN(5) == 0 {
+				cr.Format, cr.Duration = campaign.FormatVideo, 5+rng.IntN(30)
+			}
+			z := sizes[rng.IntN(len(sizes))]
+			cr.W, cr.H = z.W, z.H
+			c.Creatives = append(c.Creatives, cr)
+		}
+		s := &Slot{Video: rng.IntN(4) == 0}
+		if s.Video && rng.IntN(2) == 0 {
+			s.MinDuration, s.MaxDuration = 10, 20
+		}
+		for range 1 + rng.IntN(3) {
+			s.Sizes = append(s.Sizes, sizes[rng.IntN(len(sizes))])
+		}
+		fit, exact := slotBits(s)
+		may, fits := targeting.CreativeBits(c)&fit != 0, fitsAny(c, s)
+		if fits && !may {
+			t.Fatalf("creatives %+v fit slot %+v, but their bits miss it", c.Creatives, s)
+		}
+		if exact && may && !fits {
+			t.Fatalf("creatives %+v do not fit slot %+v, but its exact bits meet theirs", c.Creatives, s)
+		}
+		if !may {
+			filtered++
+		}
+		if exact {
+			exacts++
+		}
+	}
+	if filtered < 5000 || exacts < 2000 {
+		t.Errorf("of 20000 campaigns, the bits ruled out only %d, and were exact for %d", filtered, exacts)
+	}
+}

@@ -165,7 +165,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 			attrs.Set(campaign.IDSize, sizeString(size.W, size.H))
 			break // the primary size targets; other sizes only fit creatives
 		}
-		res.cands = cat.Index.Query(attrs, now, res.cands[:0])
+		res.cands = cat.Index.QueryMatches(attrs, now, res.cands[:0])
 		total += len(res.cands)
 		if req.Debug {
 			e.collectAll(req, s, as, res, sw, now, rnd, &st)

@@ -73,7 +73,7 @@ type Result struct {
 	idLen    int
 	auction  auction.Request
 	runner   auction.Auction
-	cands    []*campaign.Campaign
+	cands    []targeting.Match
 	outcomes []auction.Outcome
 	slotBuf  []auction.Slot
 	// Candidate admission scratch (admit.go).

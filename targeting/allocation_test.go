@@ -10,8 +10,9 @@ import (
 
 // TestAllocations pins the hot paths at zero allocations: a request's
 // attributes filled into a reused Attrs (upper-case input included), its
-// queries with a reused result slice (first slot and later slots), the
-// brute-force Scan, and ParseUA.
+// queries with a reused result slice (first slot and later slots, walking
+// or counting every size, with priorities), the brute-force Scan, and
+// ParseUA.
 func TestAllocations(t *testing.T) {
 	cs := benchCatalog(t, 10000)
 	ix := Build(cs)
@@ -28,6 +29,7 @@ func TestAllocations(t *testing.T) {
 		a.Add(campaign.IDKeyword, "kw3")
 	}
 	var dst []*campaign.Campaign
+	var ms []Match
 	fill()
 	dst = ix.Query(a, benchNow, dst)
 	checks := []struct {
@@ -37,6 +39,9 @@ func TestAllocations(t *testing.T) {
 		{"fill", fill},
 		{"fill+Query", func() { fill(); dst = ix.Query(a, benchNow, dst[:0]) }},
 		{"slot Query", func() { a.Set(campaign.IDSize, "728x90"); dst = ix.Query(a, benchNow, dst[:0]) }},
+		{"QueryMatches", func() { ms = ix.QueryMatches(a, benchNow, ms[:0]) }},
+		{"walking Query", func() { a.strategy = strategyWalk; dst = ix.Query(a, benchNow, dst[:0]); a.strategy = 0 }},
+		{"counting Query", func() { a.strategy = strategyCount; dst = ix.Query(a, benchNow, dst[:0]); a.strategy = 0 }},
 		{"Scan", func() { dst = Scan(cs, a, benchNow, dst[:0]) }},
 		{"ParseUA", func() { ParseUA(uaCases[0].ua) }},
 	}

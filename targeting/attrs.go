@@ -51,9 +51,13 @@ type Attrs struct {
 	cur    []uint32 // cap(cur) == cap(groups) == cap(curs)
 	groups []group
 	ubits  []uint64 // union bitmaps of one walk
-	bounds [2*campaign.NumAttrs + 3]int
-	hits   []uint32
-	multi  []uint32
+	acc    []uint64 // level bitmaps of one count
+	// strategy, for tests, makes Query use walk (strategyWalk) or count
+	// (strategyCount) for every size; 0 lets countCheaper choose.
+	strategy uint8
+	bounds   [2*campaign.NumAttrs + 3]int
+	hits     []uint32
+	multi    []uint32
 }
 
 var attrsPool sync.Pool

@@ -278,6 +278,9 @@ var (
 )
 
 func newConjInfo(c *campaign.Campaign, cj cconj, n int) conjInfo {
-	return conjInfo{c: c, start: unixNano(c.Start), end: unixNano(c.End),
-		conj: cj.idx, k: cj.k, multi: n > 1, verify: cj.verify}
+	if c.Priority < 0 || c.Priority > 255 {
+		panic("BUG: targeting: campaign " + c.ID + " has a priority out of range (was it validated?)")
+	}
+	return conjInfo{c: c, start: unixNano(c.Start), end: unixNano(c.End), fits: CreativeBits(c),
+		conj: cj.idx, prio: uint8(c.Priority), k: cj.k, multi: n > 1, verify: cj.verify}
 }

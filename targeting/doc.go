@@ -14,12 +14,24 @@
 // the sorted ids of the conjunctions that name the key: ∈ entries for IN
 // predicates (as a slice of ids, or a bitmap when dense), ∉ entries for
 // NOT IN predicates. Size-0 conjunctions also have an ∈ entry in the Z
-// list. [Index.Query] runs the paper's Conjunction algorithm over the
-// posting lists of the request's keys, size by size, skipping by
-// conjunction id; it never looks at campaigns the request cannot match.
+// list. [Index.Query] selects, size by size, the conjunctions found in
+// the posting lists of the request's keys for K distinct attributes and in
+// none of its ∉ lists, in one of two ways chosen per size by an estimate
+// of their costs: the paper's Conjunction algorithm, which walks the lists
+// in step skipping by conjunction id (walk.go), cheapest when the lists
+// are sparse in a wide id range (a large catalog, a selective request);
+// or counting, which adds the lists attribute by attribute into bitmaps
+// of "found for at least j attributes" over the lists' id range
+// (count.go), several times cheaper when they are dense, as in a broad
+// catalog where a request's values each name hundreds of conjunctions.
+// Either way it never looks at campaigns the request cannot match.
 // [Build] numbers the conjunctions so that similar ones (same size, same
 // attributes, same common values) are adjacent, which lets the walk skip
-// whole runs of them.
+// whole runs of them and keeps the counted id ranges short.
+// [Index.QueryMatches] also gives each match's priority and a digest of
+// its creatives' formats and sizes ([CreativeBits]) from the index, so
+// that a caller ranking by priority and creative fit need not load the
+// campaigns it will not rank.
 //
 // hour and weekday hold in each campaign's own time zone: their keys carry
 // the zone, and a query looks up, for every zone that hour or weekday

@@ -58,9 +58,13 @@ func FuzzQuery(f *testing.F) {
 			ix *Index
 			cs []*campaign.Campaign
 		}{{ix, cs}, {ux, ucs}} {
-			got, want := ids(tc.ix.Query(a, now, nil)), ids(Scan(tc.cs, a, now, nil))
+			res := tc.ix.Query(a, now, nil)
+			got, want := ids(res), ids(Scan(tc.cs, a, now, nil))
 			if !slices.Equal(got, want) {
 				t.Fatalf("request %s at %v: got %v, want %v", describeAttrs(a), now, got, want)
+			}
+			if !sameStrategies(t, tc.ix, a, now, res) {
+				t.Fatalf("request %s at %v: the strategies disagree", describeAttrs(a), now)
 			}
 		}
 	})
@@ -106,11 +110,14 @@ func TestCatalogUpdates(t *testing.T) {
 			waitCompaction(ix)
 		}
 		cur := catalog(state)
-		for range 5 {
+		for q := range 5 {
 			g.request(a)
 			got, want = ix.Query(a, benchNow, got[:0]), Scan(cur, a, benchNow, want[:0])
 			if gi, wi := ids(got), ids(want); !slices.Equal(gi, wi) {
 				t.Fatalf("step %d: %d matches, want %d", step, len(gi), len(wi))
+			}
+			if q == 0 && !sameStrategies(t, ix, a, benchNow, got) {
+				t.Fatalf("step %d: the strategies disagree", step)
 			}
 		}
 	}

@@ -167,6 +167,7 @@ func randCampaign(t testing.TB, r *rand.Rand, id string) *campaign.Campaign {
 		c.Start, c.End = propEpoch, propEpoch.AddDate(3, 0, 0)
 	}
 	c.Targeting = randTargeting(r)
+	c.Priority = r.IntN(101)
 	if err := c.Validate(); err != nil {
 		t.Fatalf("random campaign: %v", err)
 	}

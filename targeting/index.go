@@ -65,12 +65,16 @@ type conjInfo struct {
 	// start and end are c's flight in Unix nanoseconds, saturated, so
 	// that Query checks it without loading the campaign.
 	start, end int64
+	// fits is c's CreativeBits, for QueryMatches.
+	fits uint64
 	// first is the id of c's first indexed conjunction; it identifies the
 	// campaign when deduplicating matches of campaigns with several.
 	first uint32
 	// conj is the conjunction's index in c.Targeting.Any (0 for empty
 	// targeting).
-	conj  uint16
+	conj uint16
+	// prio is c.Priority, for QueryMatches.
+	prio  uint8
 	k     uint8 // size: distinct attributes among the IN predicates
 	multi bool  // c has more than one indexed conjunction
 	// verify is set when some attribute has several IN predicates: the

@@ -177,6 +177,10 @@ func check(t *testing.T, r *rand.Rand, a *Attrs, ix *Index, cs []*campaign.Campa
 			t.Errorf("%s: request %s at %v:\n got  %v\n want %v", where, describeAttrs(a), now, gi, wi)
 			return
 		}
+		if !sameStrategies(t, ix, a, now, got) {
+			t.Errorf("%s: request %s at %v: the strategies disagree", where, describeAttrs(a), now)
+			return
+		}
 		matched += len(got)
 		if len(slices.Compact(gi)) != len(got) {
 			t.Errorf("%s: duplicates in %v", where, gi)
@@ -329,4 +333,32 @@ func TestTimeCache(t *testing.T) {
 		}
 		at = at.Add(7*time.Minute + 13*time.Second)
 	}
+}
+
+// sameStrategies checks that Query answers want (its answer with the
+// strategy of a) in the same order whether it walks or counts every size,
+// and that QueryMatches gives the same campaigns in the same order with
+// their priorities and creative bits.
+func sameStrategies(t *testing.T, ix *Index, a *Attrs, now time.Time, want []*campaign.Campaign) bool {
+	t.Helper()
+	defer func(s uint8) { a.strategy = s }(a.strategy)
+	for _, s := range []uint8{0, strategyWalk, strategyCount} {
+		a.strategy = s
+		if got := ix.Query(a, now, nil); !slices.Equal(got, want) {
+			t.Logf("strategy %d: %v, want %v", s, ids(got), ids(want))
+			return false
+		}
+		ms := ix.QueryMatches(a, now, nil)
+		if len(ms) != len(want) {
+			t.Logf("strategy %d: QueryMatches gave %d matches, want %d", s, len(ms), len(want))
+			return false
+		}
+		for i, m := range ms {
+			if m.Campaign != want[i] || m.Priority != want[i].Priority || m.Creatives != CreativeBits(want[i]) {
+				t.Logf("strategy %d: QueryMatches[%d] = %s (priority %d), want %s (%d)", s, i, m.Campaign.ID, m.Priority, want[i].ID, want[i].Priority)
+				return false
+			}
+		}
+	}
+	return true
 }

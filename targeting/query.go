@@ -18,26 +18,107 @@ import (
 // It runs the Conjunction algorithm of Whang et al., "Indexing Boolean
 // Expressions" (VLDB 2009): for each conjunction size K from the largest
 // down to 0, it opens the size-K posting lists of the request's keys (the
-// Z list too for K = 0) and walks them in step by conjunction id, skipping
-// every list to the id of the K-th one (see walk). The matches go through
-// a last cheap filter: the flight window at now, and for the rare
+// Z list too for K = 0) and selects the conjunctions found in the lists of
+// K distinct attributes (of one for K = 0) and in no ∉ list, either by
+// walking the lists in step by conjunction id, skipping every list to the
+// id of the K-th one (see walk), or, when the lists are dense in their
+// span, by counting with bitmaps (see count). The matches go through a
+// last cheap filter: the flight window at now, and for the rare
 // conjunctions with several IN predicates on one attribute a direct
 // evaluation.
 func (ix *Index) Query(a *Attrs, now time.Time, dst []*campaign.Campaign) []*campaign.Campaign {
+	for _, id := range ix.match(a, now) {
+		dst = append(dst, ix.conjs.get(id).c)
+	}
+	return dst
+}
+
+// Match is a campaign that matched a query, with what a ranker needs first
+// of it, read from the index: a caller that ranks matches by priority, and
+// needs a creative that fits its slot, need not load the campaigns of the
+// lower tiers, nor those whose creatives cannot fit.
+type Match struct {
+	Campaign *campaign.Campaign
+	Priority int // Campaign.Priority
+	// Creatives is CreativeBits(Campaign).
+	Creatives uint64
+}
+
+// QueryMatches is [Index.Query] with each campaign's priority and creative
+// bits: it appends the same campaigns in the same order.
+func (ix *Index) QueryMatches(a *Attrs, now time.Time, dst []Match) []Match {
+	for _, id := range ix.match(a, now) {
+		ci := ix.conjs.get(id)
+		dst = append(dst, Match{Campaign: ci.c, Priority: int(ci.prio), Creatives: ci.fits})
+	}
+	return dst
+}
+
+// CreativeBits is a digest of the formats and sizes of c's creatives: the
+// union of their CreativeBit. A slot whose formats' bits (the union of the
+// CreativeBit of each size it accepts) are all absent from it has no
+// creative of c that fits; the converse holds for the bits that are exact
+// (see CreativeBit).
+func CreativeBits(c *campaign.Campaign) uint64 {
+	var m uint64
+	for i := range c.Creatives {
+		cr := &c.Creatives[i]
+		b, _ := CreativeBit(cr.Format == campaign.FormatVideo, cr.W, cr.H)
+		m |= b
+	}
+	return m
+}
+
+// CreativeBit is the bit of a creative (or a slot) format in
+// CreativeBits: one bit for video, whatever its size (players scale
+// video), and for a banner one by its size: a bit of its own for each of
+// the common sizes, one of the others' shared bits for the rest. exact
+// reports a banner bit of its own: a campaign whose CreativeBits has it
+// has a banner creative of exactly that size.
+func CreativeBit(video bool, w, h int) (bit uint64, exact bool) {
+	if video {
+		return 1 << 63, false
+	}
+	for i, z := range bannerSizes {
+		if z == [2]int{w, h} {
+			return 1 << i, true
+		}
+	}
+	x := (uint64(uint32(w))<<32 | uint64(uint32(h))) * 0x9E3779B97F4A7C15
+	return 1 << (len(bannerSizes) + int((x>>32)%uint64(63-len(bannerSizes)))), false
+}
+
+// bannerSizes are the IAB display sizes, which get bits of their own in
+// CreativeBits.
+var bannerSizes = [...][2]int{{300, 250}, {728, 90}, {320, 50}, {300, 600}, {160, 600}, {970, 250},
+	{970, 90}, {336, 280}, {468, 60}, {320, 100}, {300, 50}, {120, 600}, {250, 250}, {200, 200},
+	{180, 150}, {125, 125}, {240, 400}, {300, 1050}, {640, 480}, {480, 320}, {320, 480}, {1024, 768}, {768, 1024}}
+
+// match returns, in a's scratch, one conjunction id per campaign of ix
+// that matches a at now (see Query): the campaign's matching conjunction,
+// or its first indexed one if it has several.
+func (ix *Index) match(a *Attrs, now time.Time) []uint32 {
 	if ix == nil || ix.live == 0 {
-		return dst
+		return nil
 	}
 	b := ix.cursors(a, now)
 	top := len(b) / 2
 	hits := a.hits[:0]
 	for k := top - 1; k >= 0; k-- {
 		in, out := a.curs[b[k]:b[k+1]], a.curs[b[top+k]:b[top+k+1]]
-		hits = ix.walk(in, out, a.cur[b[k]:b[k+1]], a.cur[b[top+k]:b[top+k+1]], k, a.groups[:0], &a.ubits, hits)
+		if a.strategy == strategyCount || a.strategy == 0 && countCheaper(in, k) {
+			hits = count(in, out, k, &a.acc, hits)
+		} else {
+			hits = ix.walk(in, out, a.cur[b[k]:b[k+1]], a.cur[b[top+k]:b[top+k+1]], k, a.groups[:0], &a.ubits, hits)
+		}
 	}
-	a.hits = hits
 
+	// Filter hits in place: those of single-conjunction campaigns stay in
+	// order, those of campaigns with several go to multi, deduplicated by
+	// their first id and appended after.
 	multi := a.multi[:0]
 	t := unixNano(now)
+	n := 0
 	for _, id := range hits {
 		ci := ix.conjs.get(id)
 		switch {
@@ -46,19 +127,21 @@ func (ix *Index) Query(a *Attrs, now time.Time, dst []*campaign.Campaign) []*cam
 		case ci.multi:
 			multi = append(multi, ci.first)
 		default:
-			dst = append(dst, ci.c)
+			hits[n] = id
+			n++
 		}
 	}
+	hits = hits[:n]
 	if len(multi) > 0 {
 		slices.Sort(multi)
 		for i, first := range multi {
 			if i == 0 || first != multi[i-1] {
-				dst = append(dst, ix.conjs.get(first).c)
+				hits = append(hits, first)
 			}
 		}
 	}
-	a.multi = multi
-	return dst
+	a.hits, a.multi = hits, multi
+	return hits
 }
 
 // cursors resolves a against ix (reusing what a cached) and lays out one

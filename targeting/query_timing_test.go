@@ -63,6 +63,41 @@ func BenchmarkQuery(b *testing.B) {
 	}
 }
 
+// BenchmarkQuerySeeded is one slot's query of a load-test request against
+// the load-test catalog of 10,000 campaigns (a new request each time: its
+// values are resolved again), with Query choosing its strategy per size
+// (auto) or made to walk or count every size.
+func BenchmarkQuerySeeded(b *testing.B) {
+	w := seeded(b)
+	for _, st := range []struct {
+		name     string
+		strategy uint8
+	}{{"auto", 0}, {"walk", strategyWalk}, {"count", strategyCount}} {
+		b.Run(st.name, func(b *testing.B) {
+			for _, a := range w.reqs {
+				a.strategy = st.strategy
+				w.ix.Query(a, seededNow, nil)
+			}
+			defer func() {
+				for _, a := range w.reqs {
+					a.strategy = 0
+				}
+			}()
+			var dst []*campaign.Campaign
+			matched := 0
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; b.Loop(); i++ {
+				a := w.reqs[i&1023]
+				a.rix = nil
+				dst = w.ix.Query(a, seededNow, dst[:0])
+				matched += len(dst)
+			}
+			b.ReportMetric(float64(matched)/float64(b.N), "matches/op")
+		})
+	}
+}
+
 // BenchmarkQuerySlot is the server's second and later slot of a request:
 // only size changes.
 func BenchmarkQuerySlot(b *testing.B) {
