@@ -70,7 +70,7 @@ func (p *pending) above(q *pending) bool {
 func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result, sw *Switches, now time.Time, rnd *rand, st *collectStats) {
 	for _, m := range res.cands {
 		c := m.Campaign
-		reason := cheapIneligible(req, c, sw)
+		reason := cheapIneligible(req, s, c, sw)
 		if reason == "" {
 			reason = e.costlyIneligible(req, c, now)
 		}
@@ -173,7 +173,7 @@ func appendTier(tier []pending, cands []targeting.Match, prio int) []pending {
 func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, fit uint64, exact bool, sw *Switches, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
 	kept := tier[:0]
 	for _, p := range tier {
-		if reason := cheapIneligible(req, p.c, sw); reason != "" {
+		if reason := cheapIneligible(req, s, p.c, sw); reason != "" {
 			if reason == reasonBlockedCategory || reason == reasonBlockedDomain {
 				st.blocked++
 			}
@@ -256,14 +256,14 @@ const (
 
 // cheapIneligible returns why c may not serve req by the pure, cheap rules
 // (switches, deals, blocks), or "".
-func cheapIneligible(req *Request, c *campaign.Campaign, sw *Switches) string {
+func cheapIneligible(req *Request, s *Slot, c *campaign.Campaign, sw *Switches) string {
 	// The length checks spare loading the ids (a cache miss per candidate)
 	// when nothing is paused, the common case.
 	if sw != nil && (len(sw.PausedCampaigns) > 0 && sw.PausedCampaigns[c.ID] ||
 		len(sw.PausedAdvertisers) > 0 && sw.PausedAdvertisers[c.AdvertiserID]) {
 		return "paused"
 	}
-	if req.PrivateAuction && !sharesDeal(c.Deals, req.Deals) {
+	if s.PrivateAuction && !sharesDeal(c.Deals, s.Deals) {
 		return "private_auction_no_deal"
 	}
 	if len(req.BlockedCats) > 0 && intersects(c.Categories, req.BlockedCats) {

@@ -53,8 +53,6 @@ type Request struct {
 
 	// OpenRTB only.
 	AuctionType    int // 1 first price, 2 second price (at); 0 for /v1/ad
-	PrivateAuction bool
-	Deals          []string
 	BlockedCats    []string
 	BlockedDomains []string
 	// Deadline is when the answer stops being useful (tmax); zero: none.
@@ -75,6 +73,10 @@ type Slot struct {
 	// foreign currency); IneligibleReason says why.
 	Ineligible       bool
 	IneligibleReason string
+	// PrivateAuction admits only campaigns set up for one of Deals, the
+	// slot's deal ids (OpenRTB imp.pmp: each imp has its own).
+	PrivateAuction bool
+	Deals          []string
 }
 
 // Size is a width and height in pixels.
@@ -98,7 +100,6 @@ func (r *Request) Reset() {
 		Slots:          r.Slots[:0], // AddSlot clears each reused slot
 		Segments:       r.Segments[:0],
 		Keywords:       r.Keywords[:0],
-		Deals:          r.Deals[:0],
 		BlockedCats:    r.BlockedCats[:0],
 		BlockedDomains: r.BlockedDomains[:0],
 	}
@@ -110,8 +111,7 @@ func (r *Request) AddSlot() *Slot {
 	if len(r.Slots) < cap(r.Slots) {
 		r.Slots = r.Slots[:len(r.Slots)+1]
 		s := &r.Slots[len(r.Slots)-1]
-		sizes := s.Sizes[:0]
-		*s = Slot{Sizes: sizes}
+		*s = Slot{Sizes: s.Sizes[:0], Deals: s.Deals[:0]}
 		return s
 	}
 	r.Slots = append(r.Slots, Slot{})

@@ -252,9 +252,9 @@ func mapBidRequest(br *openrtb2.BidRequest, r *decision.Request, now time.Time) 
 			s.Ineligible, s.IneligibleReason = true, "bidfloorcur "+imp.BidFloorCur+" is not "+Currency
 		}
 		if imp.PMP != nil && imp.PMP.PrivateAuction == 1 {
-			r.PrivateAuction = true
+			s.PrivateAuction = true
 			for _, d := range imp.PMP.Deals {
-				r.Deals = append(r.Deals, d.ID)
+				s.Deals = append(s.Deals, d.ID)
 			}
 		}
 		switch {
