@@ -39,6 +39,14 @@ func TestEvaluate(t *testing.T) {
 		{"noisy controls", phases(one,
 			"normal", 1000.0, 2.0, "down", 1000.0, 2.0, "normal", 1000.0, 9.0, "blackhole", 1000.0, 2.0,
 			"normal", 1000.0, 2.0, "slow", 1000.0, 2.0, "normal", 1000.0, 2.0), "INCONCLUSIVE", "p99: only 0 of 2"},
+		{"noisy controls, every fault phase better than every control", phases(one,
+			"normal", 1000.0, 2.0, "down", 1000.0, 1.0, "normal", 1000.0, 9.0, "blackhole", 1000.0, 1.0,
+			"normal", 1000.0, 2.0, "slow", 1000.0, 1.0, "normal", 1000.0, 9.0, "down", 1000.0, 1.0,
+			"normal", 1000.0, 2.0), "PASS", ""},
+		{"noisy controls, one fault phase among the controls", phases(one,
+			"normal", 1000.0, 2.0, "down", 1000.0, 1.0, "normal", 1000.0, 9.0, "blackhole", 1000.0, 1.0,
+			"normal", 1000.0, 2.0, "slow", 1000.0, 3.0, "normal", 1000.0, 9.0, "down", 1000.0, 1.0,
+			"normal", 1000.0, 2.0), "INCONCLUSIVE", "p99: only 0 of 3"},
 		{"lost events", func() *Result {
 			r := phases([]Mode{ModeDown}, "normal", 1000.0, 2.0, "down", 1000.0, 2.0, "normal", 1000.0, 2.0)
 			r.Delivery = Delivery{Problems: []string{"ClickHouse holds 9 distinct events, the node recorded 10"}}
