@@ -158,6 +158,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		s := &req.Slots[i]
 		as := res.addAuctionSlot(s.ID, max(s.Floor, req.Floor))
 		if s.Ineligible {
+			res.Slots = append(res.Slots, SlotCounts{})
 			res.exclude(nil, s.ID, StageRequest, s.IneligibleReason)
 			continue
 		}
@@ -173,6 +174,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 			reserve := min(max(ar.Floor, as.Floor, 0), auction.MaxECPM)
 			e.collectLazy(req, s, as, reserve, res, sw, now, rnd, slots, &st)
 		}
+		res.Slots = append(res.Slots, SlotCounts{Matched: len(res.cands), Auctioned: len(as.Candidates)})
 	}
 	blocked, passed := st.blocked, st.passed
 	candidatesSum.Update(float64(total))

@@ -67,6 +67,11 @@ type Result struct {
 	NoFill string
 	// Debug lists every candidate's fate when the request asked for it.
 	Debug []Debug
+	// Slots counts, per slot of the request (in its order), the campaigns
+	// the targeting index matched and the candidates that entered the
+	// auction: the best few that passed every filter (see admit.go), or
+	// all of them for a debug request. For the decision log.
+	Slots []SlotCounts
 
 	debug    bool
 	buf      []byte // auction id and URLs
@@ -82,10 +87,14 @@ type Result struct {
 	checked        map[*campaign.Campaign]string
 }
 
+// SlotCounts are one slot's candidate counts; see Result.Slots.
+type SlotCounts struct{ Matched, Auctioned int }
+
 // Reset clears r for reuse, keeping its memory.
 func (r *Result) Reset() {
 	r.AuctionID = ""
 	r.Ads = r.Ads[:0]
+	r.Slots = r.Slots[:0]
 	r.NoFill = ""
 	r.Debug = r.Debug[:0]
 	r.debug = false

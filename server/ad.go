@@ -139,7 +139,8 @@ func mix64(z uint64) uint64 {
 // logDecision appends one events.Decision per slot of the request (one
 // with an empty slot id if it had none) to the event log, from which the
 // shipper inserts them into the ClickHouse decisions table. Candidates
-// and Bids stay 0: the engine does not report them. A log that refuses the
+// are the campaigns the index matched for the slot, Bids those that
+// entered its auction (decision.Result.Slots). A log that refuses the
 // record (full, closed) is counted by the Recorder
 // (adserver_events_log_failed_total) and not reported per request.
 //
@@ -174,6 +175,10 @@ func (s *Server) logDecision(rec *events.Recorder, req *decision.Request, res *d
 		d.FloorMicros = int64(max(plFloor, slot.Floor, req.Floor, 0))
 		d.WinnerAdvertiserID, d.WinnerCampaignID, d.WinnerCreativeID = "", "", ""
 		d.BidMicros, d.PriceMicros, d.NoFillReason = 0, 0, ""
+		d.Candidates, d.Bids = 0, 0
+		if i < len(res.Slots) {
+			d.Candidates, d.Bids = int32(res.Slots[i].Matched), int32(res.Slots[i].Auctioned)
+		}
 		if ad := adOfSlot(res, i); ad != nil {
 			d.WinnerAdvertiserID = ad.Campaign.AdvertiserID
 			d.WinnerCampaignID = ad.Campaign.ID

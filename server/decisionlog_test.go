@@ -127,11 +127,12 @@ func TestDecisionLogRecords(t *testing.T) {
 	if d.AuctionID != ans.AuctionID || d.SlotID != "s1" || d.PlacementID != "p-1" || d.PublisherID != "pub-1" ||
 		d.Country != "KR" || d.NodeID != "n1" || d.WinnerCampaignID != "c-kr" || d.WinnerAdvertiserID != "adv-1" ||
 		d.WinnerCreativeID != "cr-c-kr" || d.BidMicros != 3_000_000 || d.PriceMicros != int64(math.Round(price*1e6)) ||
-		d.FloorMicros != 500_000 || d.NoFillReason != "" || !d.Time.Equal(testNow) || d.Seq == 0 {
+		d.FloorMicros != 500_000 || d.NoFillReason != "" || !d.Time.Equal(testNow) || d.Seq == 0 ||
+		d.Candidates < 1 || d.Bids < 1 || d.Bids > d.Candidates {
 		t.Errorf("filled decision: %+v (answer %s)", d, body)
 	}
 	if d := ds[1]; d.SlotID != "s9" || d.WinnerCampaignID != "" || d.NoFillReason != reason ||
-		d.AuctionID == ans.AuctionID {
+		d.AuctionID == ans.AuctionID || d.Bids != 0 {
 		t.Errorf("unfilled decision: %+v", d)
 	}
 	// OpenRTB: one record per imp, same auction; the second imp did not
