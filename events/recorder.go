@@ -169,6 +169,7 @@ func (r *Recorder) RecordEvent(e *Event) (Result, error) {
 		eventsLogFailed.Inc()
 		return 0, err
 	}
+	r.remember(&e.ID)
 	e.Seq = seq
 	eventsRecorded.Inc()
 	if cost := e.CostMicros; cost > 0 && !e.Test && r.cfg.Charger != nil {
@@ -215,7 +216,11 @@ func (r *Recorder) appendPayload(e *Event, d *Decision) (uint64, error) {
 	return seq, err
 }
 
-// markNew records id as seen and reports whether it was new.
+// markNew records id as seen in the exact recent set and reports whether
+// it was new. The id enters ristretto only once its append succeeded
+// (remember): ristretto applies a Set asynchronously, so a Set undone by
+// Del could still be visible for a moment and turn the retry of a failed
+// append into a false Duplicate.
 func (r *Recorder) markNew(id *ID) bool {
 	sh := &r.recent[id[15]%dedupShards]
 	sh.mu.Lock()
@@ -234,8 +239,13 @@ func (r *Recorder) markNew(id *ID) bool {
 		sh.prev, sh.cur = sh.cur, make(map[ID]struct{}, r.cfg.RecentPerShard)
 	}
 	sh.cur[*id] = struct{}{}
-	r.cache.SetWithTTL(key, check, 1, r.cfg.DedupTTL)
 	return true
+}
+
+// remember adds a logged id to ristretto, which keeps it past the recent set.
+func (r *Recorder) remember(id *ID) {
+	key, check := idHalves(id)
+	r.cache.SetWithTTL(key, check, 1, r.cfg.DedupTTL)
 }
 
 // forget undoes markNew after a failed append.
@@ -244,9 +254,5 @@ func (r *Recorder) forget(id *ID) {
 	sh.mu.Lock()
 	delete(sh.cur, *id)
 	delete(sh.prev, *id)
-	// Del is ordered after a Set still in ristretto's buffer. It may drop
-	// another id sharing the first 64 bits (odds 2^-64): harmless.
-	key, _ := idHalves(id)
-	r.cache.Del(key)
 	sh.mu.Unlock()
 }

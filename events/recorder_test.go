@@ -2,6 +2,7 @@ package events
 
 import (
 	"errors"
+	"fmt"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -162,6 +163,23 @@ func TestRecorderLogFailureChangesNothing(t *testing.T) {
 	}
 	if ch.calls != 1 {
 		t.Fatal("retry not charged")
+	}
+	// Many fail-then-retry rounds: a retry right after a failed append must
+	// never be taken for a duplicate (ristretto applies writes late).
+	for i := range 2000 {
+		o := sampleBeacon()
+		o.AuctionID = fmt.Sprintf("retry-%d", i)
+		fl.err = ErrLogFull
+		if _, err := r.Record(&o); !errors.Is(err, ErrLogFull) {
+			t.Fatalf("round %d: err %v", i, err)
+		}
+		fl.err = nil
+		if res, err := r.Record(&o); err != nil || res != Recorded {
+			t.Fatalf("round %d: retry after failure: %v %v", i, res, err)
+		}
+	}
+	if ch.calls != 2001 {
+		t.Fatalf("charged %d times, want 2001", ch.calls)
 	}
 }
 
