@@ -18,6 +18,10 @@ type Candidate struct {
 	// PCTR is the predicted click-through rate of Creative in this
 	// placement ([CTRModel.Predict]). Only CPC bids use it.
 	PCTR float64
+	// Floor is the candidate's own reserve, in CPM micros, on top of the
+	// slot's: the floor of the OpenRTB deal it bids through. A candidate
+	// below it cannot win, and when it wins it pays at least it. 0: none.
+	Floor campaign.Micros
 }
 
 // Slot is one ad position of a request and the candidates that fit it. A
@@ -27,6 +31,10 @@ type Slot struct {
 	ID string
 	// Floor is the slot's (or request's) minimum eCPM, in CPM micros.
 	Floor campaign.Micros
+	// Rule is the slot's price rule when its placement is not the
+	// request's (an OpenRTB imp with its own tagid): a slot is first price
+	// when either its Rule or the Request's is [FirstPrice].
+	Rule Rule
 	// Candidates compete for this slot; their order only matters for
 	// Outcome indexes and, with a nil Rand, for ties.
 	Candidates []Candidate
@@ -223,7 +231,7 @@ func (a *Auction) rank(i int) slotState {
 		e.cand, e.adv, e.prio = c, c.Campaign.AdvertiserID, int32(c.Campaign.Priority)
 		e.fp = fingerprint(e.adv)
 		e.ecpm, e.ppb, e.key = ecpm(c.Campaign.Bid, ppb), ppb, 0
-		e.ok, e.out = e.ecpm > 0 && e.ecpm >= st.reserve, false
+		e.ok, e.out = e.ecpm > 0 && e.ecpm >= st.reserve && e.ecpm >= c.Floor, false
 		if e.ok && (st.best < 0 || a.better(k, st.best)) {
 			st.best = k
 		}
@@ -319,7 +327,7 @@ func (a *Auction) win(i int) Win {
 	w := Win{
 		Slot: i, SlotID: a.req.Slots[i].ID,
 		Index: s.win - s.lo, Candidate: e.cand,
-		ECPM: e.ecpm, Reserve: s.reserve, RunnerUp: -1,
+		ECPM: e.ecpm, Reserve: max(s.reserve, clampMicros(e.cand.Floor)), RunnerUp: -1,
 	}
 	if s.runner >= 0 {
 		w.RunnerUp = s.runner - s.lo
@@ -327,13 +335,13 @@ func (a *Auction) win(i int) Win {
 	}
 	bid := e.cand.Campaign.Bid
 	switch {
-	case a.req.Rule == FirstPrice:
+	case a.req.Rule == FirstPrice || a.req.Slots[i].Rule == FirstPrice:
 		w.ClearingECPM, w.Price = e.ecpm, bid.Amount
 	case bid.Model == campaign.BidCPC:
-		w.ClearingECPM = secondPriceECPM(e.ecpm, w.RunnerUpECPM, s.reserve)
+		w.ClearingECPM = secondPriceECPM(e.ecpm, w.RunnerUpECPM, w.Reserve)
 		w.Price = cpcPrice(w.ClearingECPM, bid.Amount, e.ppb)
 	default:
-		w.ClearingECPM = secondPriceECPM(e.ecpm, w.RunnerUpECPM, s.reserve)
+		w.ClearingECPM = secondPriceECPM(e.ecpm, w.RunnerUpECPM, w.Reserve)
 		w.Price = min(w.ClearingECPM, bid.Amount)
 	}
 	return w

@@ -246,3 +246,53 @@ func TestRunMultiSlot(t *testing.T) {
 		checkWins(t, tt.name, got, tt.want)
 	}
 }
+
+// A candidate's own floor (an OpenRTB deal's) excludes it below the floor
+// and, when it wins, is its reserve; it does not raise another winner's.
+func TestRunCandidateFloor(t *testing.T) {
+	a3 := cpmCamp("a3", "adv-a", 0, 3_000_000)
+	b2 := cpmCamp("b2", "adv-b", 0, 2_000_000)
+	c1 := cpmCamp("c1", "adv-c", 0, 1_000_000)
+	withFloor := func(c *campaign.Campaign, f campaign.Micros) Candidate {
+		x := cand(c)
+		x.Floor = f
+		return x
+	}
+	var a Auction
+	cases := []struct {
+		name  string
+		cands []Candidate
+		want  []wantWin
+	}{
+		{"floor below the runner-up: second price", []Candidate{withFloor(a3, 1_500_000), cand(b2)},
+			[]wantWin{{0, "a3", 3_000_000, 2_010_000, 2_010_000, 1}}},
+		{"floor above the runner-up: pays the floor", []Candidate{withFloor(a3, 2_500_000), cand(b2)},
+			[]wantWin{{0, "a3", 3_000_000, 2_510_000, 2_510_000, 1}}},
+		{"below its floor: out, the next wins", []Candidate{withFloor(a3, 3_500_000), cand(b2), cand(c1)},
+			[]wantWin{{0, "b2", 2_000_000, 1_010_000, 1_010_000, 2}}},
+		{"another's floor does not raise the winner's price", []Candidate{cand(a3), withFloor(b2, 1_900_000)},
+			[]wantWin{{0, "a3", 3_000_000, 2_010_000, 2_010_000, 1}}},
+	}
+	for _, tc := range cases {
+		req := Request{Slots: []Slot{{ID: "s", Floor: 500_000, Candidates: tc.cands}}}
+		checkWins(t, tc.name, a.Run(&req, nil), tc.want)
+	}
+}
+
+// A slot whose Rule is FirstPrice pays its bid in a second-price request,
+// while the request's other slots keep second price.
+func TestRunSlotRule(t *testing.T) {
+	a3 := cpmCamp("a3", "adv-a", 0, 3_000_000)
+	b2 := cpmCamp("b2", "adv-b", 0, 2_000_000)
+	c1 := cpmCamp("c1", "adv-c", 0, 1_000_000)
+	d05 := cpmCamp("d05", "adv-d", 0, 500_000)
+	req := Request{Rule: SecondPrice, Slots: []Slot{
+		{ID: "first", Rule: FirstPrice, Candidates: []Candidate{cand(a3), cand(b2)}},
+		{ID: "second", Candidates: []Candidate{cand(c1), cand(d05)}},
+	}}
+	var a Auction
+	checkWins(t, "per-slot rule", a.Run(&req, nil), []wantWin{
+		{0, "a3", 3_000_000, 3_000_000, 3_000_000, 1},
+		{1, "c1", 1_000_000, 510_000, 510_000, 1},
+	})
+}

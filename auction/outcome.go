@@ -45,7 +45,8 @@ type Outcome struct {
 	Campaign *campaign.Campaign
 	Creative *campaign.Creative
 	Reason   Reason
-	// ECPM is the candidate's eCPM and Reserve the slot's reserve.
+	// ECPM is the candidate's eCPM and Reserve the slot's reserve (or the
+	// candidate's own Floor, if higher).
 	ECPM    campaign.Micros
 	Reserve campaign.Micros
 
@@ -88,7 +89,7 @@ func (a *Auction) outcome(i, j int) Outcome {
 	o := Outcome{
 		Slot: i, SlotID: a.req.Slots[i].ID, Index: j - s.lo,
 		Campaign: e.cand.Campaign, Creative: e.cand.Creative,
-		ECPM: e.ecpm, Reserve: s.reserve,
+		ECPM: e.ecpm, Reserve: max(s.reserve, clampMicros(e.cand.Floor)),
 	}
 	if !e.ok {
 		o.Reason = BelowFloor

@@ -46,10 +46,17 @@ func randomRequest(r *rand.Rand) *Request {
 	}
 	for s := range req.Slots {
 		req.Slots[s] = Slot{ID: fmt.Sprintf("s%d", s), Floor: floor()}
+		if r.IntN(4) == 0 {
+			req.Slots[s].Rule = FirstPrice
+		}
 		for _, c := range pool {
 			if r.IntN(5) < 3 {
 				pctr := []float64{0, 0.001, 0.01, 0.05 * r.Float64()}[r.IntN(4)]
-				req.Slots[s].Candidates = append(req.Slots[s].Candidates, cpcCand(c, pctr))
+				cand := cpcCand(c, pctr)
+				if r.IntN(4) == 0 {
+					cand.Floor = floor() // a deal's floor
+				}
+				req.Slots[s].Candidates = append(req.Slots[s].Candidates, cand)
 			}
 		}
 	}
@@ -128,7 +135,7 @@ func checkInvariants(req *Request, wins []Win, outs []Outcome) error {
 	}
 	for _, o := range outs {
 		w, filled := winBySlot[o.Slot]
-		reserve := max(req.Floor, req.Slots[o.Slot].Floor)
+		reserve := max(req.Floor, req.Slots[o.Slot].Floor, req.Slots[o.Slot].Candidates[o.Index].Floor)
 		below := o.ECPM == 0 || o.ECPM < reserve
 		if o.ECPM != ECPM(o.Campaign.Bid, req.Slots[o.Slot].Candidates[o.Index].PCTR) || (o.Reason == BelowFloor) != below {
 			return fmt.Errorf("slot %d: %s with eCPM %d, reserve %d", o.Slot, o, o.ECPM, reserve)
@@ -181,7 +188,7 @@ func compareWithTwin(req *Request, wins []Win) error {
 		reserve := max(req.Floor, req.Slots[s].Floor, 0)
 		for i := range req.Slots[s].Candidates {
 			c := &req.Slots[s].Candidates[i]
-			if e := ECPM(c.Campaign.Bid, c.PCTR); e > 0 && e >= reserve {
+			if e := ECPM(c.Campaign.Bid, c.PCTR); e > 0 && e >= max(reserve, c.Floor) {
 				list = append(list, item{s, i, global, e, c})
 			}
 			global++
@@ -210,10 +217,10 @@ func compareWithTwin(req *Request, wins []Win) error {
 		if rest := open(slots[best]); len(rest) > 0 {
 			w.RunnerUp, w.RunnerUpECPM = rest[0].idx, rest[0].ecpm
 		}
-		reserve := max(req.Floor, req.Slots[best].Floor, 0)
+		reserve := max(req.Floor, req.Slots[best].Floor, top.c.Floor, 0)
 		bid := top.c.Campaign.Bid
 		w.ClearingECPM, w.Price = top.ecpm, bid.Amount
-		if req.Rule == SecondPrice {
+		if req.Rule == SecondPrice && req.Slots[best].Rule == SecondPrice {
 			w.ClearingECPM = min(max(w.RunnerUpECPM, reserve)+OneCent, top.ecpm)
 			w.Price = w.ClearingECPM
 			if bid.Model == campaign.BidCPC { // ceil(clearing × 1e9 / (ppb × 1000)), at most the bid

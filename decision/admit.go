@@ -49,8 +49,10 @@ type pending struct {
 	pctr float64
 	ecpm campaign.Micros
 	prio int
-	idx  int    // arrival order in the slot
-	fits uint64 // the index's targeting.CreativeBits of c
+	// floor is c's own reserve in the slot: its deal's floor (dealFloor).
+	floor campaign.Micros
+	idx   int    // arrival order in the slot
+	fits  uint64 // the index's targeting.CreativeBits of c
 }
 
 // above reports whether p ranks above q: higher priority, then higher eCPM,
@@ -67,7 +69,7 @@ func (p *pending) above(q *pending) bool {
 
 // collectAll fills as with every candidate of res.cands, running every
 // check on each one and explaining each exclusion (debug requests).
-func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result, sw *Switches, now time.Time, rnd *rand, st *collectStats) {
+func (e *Engine) collectAll(req *Request, s *Slot, placement string, as *auction.Slot, res *Result, sw *Switches, now time.Time, rnd *rand, st *collectStats) {
 	for _, m := range res.cands {
 		c := m.Campaign
 		reason := cheapIneligible(req, s, c, sw)
@@ -86,15 +88,22 @@ func (e *Engine) collectAll(req *Request, s *Slot, as *auction.Slot, res *Result
 			res.exclude(c, s.ID, StageCreative, "no creative fits the slot's format and size")
 			continue
 		}
+		cand := auction.Candidate{Campaign: c, Creative: cr, PCTR: e.predict(c, cr, placement)}
+		if _, f, ok := bestDeal(c, s, auction.ECPM(c.Bid, cand.PCTR)); ok {
+			cand.Floor = f
+		} else if s.PrivateAuction {
+			res.exclude(c, s.ID, StageEligibility, "below_deal_floor")
+			continue
+		}
 		st.passed++
-		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: c, Creative: cr, PCTR: e.predict(c, cr, req)})
+		as.Candidates = append(as.Candidates, cand)
 	}
 }
 
 // collectLazy fills as with the candidates of res.cands the auction needs,
 // admitting them as the comment at the top of this file describes. slots is
 // the number of slots the request may fill.
-func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve campaign.Micros, res *Result, sw *Switches, now time.Time, rnd *rand, slots int, st *collectStats) {
+func (e *Engine) collectLazy(req *Request, s *Slot, placement string, as *auction.Slot, reserve campaign.Micros, res *Result, sw *Switches, now time.Time, rnd *rand, slots int, st *collectStats) {
 	// Tier by tier from the highest priority: the cheap filters, whether a
 	// candidate has a creative that fits, and its eCPM, are worked out only
 	// when its tier is reached, usually the first one, sparing the memory
@@ -117,7 +126,7 @@ func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve ca
 		}
 		tier = appendTier(tier[:0], res.cands, prio)
 		used = max(used, len(tier))
-		ad.admit(e.priceTier(tier, req, s, fit, exact, sw, reserve, rnd, st))
+		ad.admit(e.priceTier(tier, req, s, placement, fit, exact, sw, reserve, rnd, st))
 	}
 	// Back to arrival order, which the auction's tie rules follow.
 	admitted := ad.admitted
@@ -127,7 +136,7 @@ func (e *Engine) collectLazy(req *Request, s *Slot, as *auction.Slot, reserve ca
 		if p.cr == nil {
 			p.cr = pickCreative(p.c, s, rnd)
 		}
-		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: p.c, Creative: p.cr, PCTR: p.pctr})
+		as.Candidates = append(as.Candidates, auction.Candidate{Campaign: p.c, Creative: p.cr, PCTR: p.pctr, Floor: p.floor})
 	}
 	clear(tier[:used])
 	clear(admitted)
@@ -170,7 +179,7 @@ func appendTier(tier []pending, cands []targeting.Match, prio int) []pending {
 // CTR its eCPM depends on). fit and exact are slotBits(s): a candidate
 // whose creative bits miss fit cannot fit, and is dropped without a look
 // at its creatives; if exact, one whose bits meet it fits.
-func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, fit uint64, exact bool, sw *Switches, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
+func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, placement string, fit uint64, exact bool, sw *Switches, reserve campaign.Micros, rnd *rand, st *collectStats) []pending {
 	kept := tier[:0]
 	for _, p := range tier {
 		if reason := cheapIneligible(req, s, p.c, sw); reason != "" {
@@ -185,11 +194,18 @@ func (e *Engine) priceTier(tier []pending, req *Request, s *Slot, fit uint64, ex
 		st.passed++
 		if p.c.Bid.Model == campaign.BidCPC {
 			p.cr = pickCreative(p.c, s, rnd)
-			p.pctr = e.predict(p.c, p.cr, req)
+			p.pctr = e.predict(p.c, p.cr, placement)
 		}
 		p.ecpm = auction.ECPM(p.c.Bid, p.pctr)
 		if p.ecpm <= 0 || p.ecpm < reserve {
 			continue // cannot win, cannot set a price
+		}
+		// In a private auction it must also reach the floor of one of its
+		// deals; the floor of the deal it bids through is its own reserve.
+		if _, f, ok := bestDeal(p.c, s, p.ecpm); ok {
+			p.floor = f
+		} else if s.PrivateAuction {
+			continue
 		}
 		kept = append(kept, p)
 	}
@@ -241,9 +257,9 @@ func (ad *admission) admit(tier []pending) {
 // passed the filters, for the no-fill reason.
 type collectStats struct{ blocked, passed int }
 
-func (e *Engine) predict(c *campaign.Campaign, cr *campaign.Creative, req *Request) float64 {
+func (e *Engine) predict(c *campaign.Campaign, cr *campaign.Creative, placement string) float64 {
 	if c.Bid.Model == campaign.BidCPC && e.CTR != nil && cr != nil {
-		return e.CTR.Predict(cr.ID, req.PlacementID)
+		return e.CTR.Predict(cr.ID, placement)
 	}
 	return 0
 }

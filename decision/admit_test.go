@@ -82,6 +82,9 @@ func randomCatalog(t testing.TB, rng *mrand.Rand, n, advertisers int, distinct b
 		if !distinct {
 			prio = 1
 		}
+		if i%5 == 0 {
+			capJS += fmt.Sprintf(`"deals":["d-%d"],`, i%2) // set up for a deal
+		}
 		js := fmt.Sprintf(`{"id":"c-%d","advertiser_id":"adv-%d","status":"active","start":"2026-01-01T00:00:00Z","end":"2030-01-01T00:00:00Z",
 			"budget":{"daily":1000},"bid":{"model":%q,"amount":%.4f},%s"priority":%d,"targeting":%s,"creatives":[%s]}`,
 			i, i%advertisers, model, amount, capJS, prio, tgt, crs)
@@ -109,8 +112,26 @@ func randomRequest(rng *mrand.Rand, i int) *Request {
 		s.ID = fmt.Sprintf("s%d", k)
 		s.Sizes = append(s.Sizes, sizes[(first+k)%3])
 		s.Floor = campaign.Micros(rng.IntN(3)) * 1_000_000
+		if rng.IntN(3) == 0 {
+			s.PlacementID = "p-2" // testPlacements: its own floor and rule
+		}
+		if rng.IntN(3) == 0 {
+			s.PrivateAuction = rng.IntN(2) == 0
+			for d := range 2 {
+				s.Deals = append(s.Deals, fmt.Sprintf("d-%d", d))
+				s.DealFloors = append(s.DealFloors, campaign.Micros(rng.IntN(3))*1_500_000)
+			}
+		}
 	}
 	return req
+}
+
+// testPlacements are the placements randomRequest names.
+func testPlacements() map[string]*campaign.Placement {
+	return map[string]*campaign.Placement{
+		"p-1": {ID: "p-1", Floor: 200_000},
+		"p-2": {ID: "p-2", Floor: 1_500_000, Auction: "first"},
+	}
 }
 
 func newTestEngine(t testing.TB) (*Engine, *hashPacer, *hashCapper) {
@@ -141,7 +162,7 @@ func TestLazyAdmissionMatchesEager(t *testing.T) {
 	rng := mrand.New(mrand.NewPCG(1, 2))
 	for round := range 20 {
 		cs := randomCatalog(t, rng, 300, 5+rng.IntN(40), true)
-		cat := &Catalog{Index: targeting.Build(cs), Placements: map[string]*campaign.Placement{}}
+		cat := &Catalog{Index: targeting.Build(cs), Placements: testPlacements()}
 		e, p, k := newTestEngine(t)
 		var lazyCalls, eagerCalls int64
 		for i := range 50 {

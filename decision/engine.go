@@ -1,6 +1,7 @@
 package decision
 
 import (
+	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -126,8 +127,13 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		res.NoFill = NoFillServingOff
 		return
 	}
-	if e.Pacer != nil && req.PlacementID != "" {
-		e.Pacer.Observe(req.PlacementID, now)
+	if e.Pacer != nil {
+		// Each placement of the request counts one ad request.
+		for i := range req.Slots {
+			if p := req.SlotPlacement(i); p != "" && firstOfPlacement(req, i, p) {
+				e.Pacer.Observe(p, now)
+			}
+		}
 	}
 	pl := cat.Placements[req.PlacementID]
 	if !req.Deadline.IsZero() && !now.Before(req.Deadline) {
@@ -138,14 +144,13 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	defer targeting.ReleaseAttrs(attrs)
 	fillAttrs(attrs, req, pl)
 
+	// Floors and price rules are the slots' own: a slot's placement may
+	// not be the request's (OpenRTB imps with their own tagid).
 	ar := &res.auction
 	ar.Floor = 0
 	ar.Rule = auction.SecondPrice
-	if pl != nil {
-		ar.Floor = pl.Floor
-		ar.Rule = auction.RuleOf(pl)
-	}
 	ar.Slots = ar.Slots[:0]
+	attrPlacement := req.PlacementID // the placement attrs target
 	slots := 0
 	for i := range req.Slots {
 		if !req.Slots[i].Ineligible {
@@ -156,11 +161,24 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	var st collectStats
 	for i := range req.Slots {
 		s := &req.Slots[i]
+		sp, spl := req.PlacementID, pl
+		if s.PlacementID != "" && s.PlacementID != req.PlacementID {
+			sp, spl = s.PlacementID, cat.Placements[s.PlacementID]
+		}
 		as := res.addAuctionSlot(s.ID, max(s.Floor, req.Floor))
+		if spl != nil {
+			as.Floor = max(as.Floor, spl.Floor)
+			as.Rule = auction.RuleOf(spl)
+		}
 		if s.Ineligible {
 			res.Slots = append(res.Slots, SlotCounts{})
 			res.exclude(nil, s.ID, StageRequest, s.IneligibleReason)
 			continue
+		}
+		if sp != attrPlacement {
+			attrs.Set(campaign.IDPlacement, sp)
+			attrs.Set(campaign.IDPublisher, publisherOf(req, spl))
+			attrPlacement = sp
 		}
 		for _, size := range s.Sizes {
 			attrs.Set(campaign.IDSize, sizeString(size.W, size.H))
@@ -169,10 +187,10 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		res.cands = cat.Index.QueryMatches(attrs, now, res.cands[:0])
 		total += len(res.cands)
 		if req.Debug {
-			e.collectAll(req, s, as, res, sw, now, rnd, &st)
+			e.collectAll(req, s, sp, as, res, sw, now, rnd, &st)
 		} else {
-			reserve := min(max(ar.Floor, as.Floor, 0), auction.MaxECPM)
-			e.collectLazy(req, s, as, reserve, res, sw, now, rnd, slots, &st)
+			reserve := min(max(as.Floor, 0), auction.MaxECPM)
+			e.collectLazy(req, s, sp, as, reserve, res, sw, now, rnd, slots, &st)
 		}
 		res.Slots = append(res.Slots, SlotCounts{Matched: len(res.cands), Auctioned: len(as.Candidates)})
 	}
@@ -228,7 +246,51 @@ func expectedCost(c *campaign.Campaign, w auction.Win) campaign.Micros {
 	return max(w.Price/1000, 1)
 }
 
+// publisherOf returns the publisher a request for placement pl targets:
+// the placement's, or the one the request names.
+func publisherOf(req *Request, pl *campaign.Placement) string {
+	if pl != nil && pl.PublisherID != "" {
+		return pl.PublisherID
+	}
+	return req.PublisherID
+}
+
+// firstOfPlacement reports whether slot i is the first of req's slots in
+// placement p.
+func firstOfPlacement(req *Request, i int, p string) bool {
+	for j := range i {
+		if req.SlotPlacement(j) == p {
+			return false
+		}
+	}
+	return true
+}
+
 func sharesDeal(have, want []string) bool { return intersects(have, want) }
+
+// bestDeal returns the deal of s through which c bids at eCPM ecpm: of
+// the slot's deals c is set up for, the one with the lowest floor that
+// ecpm reaches (the first on a tie), and that floor; ok is false when there
+// is none. In a private auction a campaign bids only through a deal; in an
+// open one, without a deal it bids in the open market.
+func bestDeal(c *campaign.Campaign, s *Slot, ecpm campaign.Micros) (deal string, floor campaign.Micros, ok bool) {
+	if len(c.Deals) == 0 {
+		return "", 0, false
+	}
+	for i, d := range s.Deals {
+		if !slices.Contains(c.Deals, d) {
+			continue
+		}
+		var f campaign.Micros
+		if i < len(s.DealFloors) {
+			f = max(s.DealFloors[i], 0)
+		}
+		if f <= ecpm && (!ok || f < floor) {
+			deal, floor, ok = d, f, true
+		}
+	}
+	return deal, floor, ok
+}
 
 func intersects(a, b []string) bool {
 	for _, x := range a {
@@ -276,11 +338,7 @@ func fillAttrs(a *targeting.Attrs, req *Request, pl *campaign.Placement) {
 		}
 	}
 	add(campaign.IDPlacement, req.PlacementID)
-	pub := req.PublisherID
-	if pl != nil && pl.PublisherID != "" {
-		pub = pl.PublisherID
-	}
-	add(campaign.IDPublisher, pub)
+	add(campaign.IDPublisher, publisherOf(req, pl))
 	add(campaign.IDCountry, req.Country)
 	add(campaign.IDRegion, req.Region)
 	add(campaign.IDCity, req.City)

@@ -62,6 +62,9 @@ type Request struct {
 // Slot is one ad slot to fill.
 type Slot struct {
 	ID string
+	// PlacementID is the slot's own placement (an OpenRTB imp's tagid);
+	// empty: the request's. See [Request.SlotPlacement].
+	PlacementID string
 	// Sizes the slot accepts, the first being its primary size.
 	Sizes []Size
 	// Video slots take video creatives; others banners.
@@ -77,6 +80,20 @@ type Slot struct {
 	// slot's deal ids (OpenRTB imp.pmp: each imp has its own).
 	PrivateAuction bool
 	Deals          []string
+	// DealFloors holds each deal's own floor (CPM micros; 0: none),
+	// parallel to Deals: a campaign bidding through deals must reach the
+	// lowest floor of the slot's deals it is set up for, and pays at
+	// least that floor if it wins.
+	DealFloors []campaign.Micros
+}
+
+// SlotPlacement returns the placement of slot i: its own, or the
+// request's.
+func (r *Request) SlotPlacement(i int) string {
+	if p := r.Slots[i].PlacementID; p != "" {
+		return p
+	}
+	return r.PlacementID
 }
 
 // Size is a width and height in pixels.
@@ -111,7 +128,7 @@ func (r *Request) AddSlot() *Slot {
 	if len(r.Slots) < cap(r.Slots) {
 		r.Slots = r.Slots[:len(r.Slots)+1]
 		s := &r.Slots[len(r.Slots)-1]
-		*s = Slot{Sizes: s.Sizes[:0], Deals: s.Deals[:0]}
+		*s = Slot{Sizes: s.Sizes[:0], Deals: s.Deals[:0], DealFloors: s.DealFloors[:0]}
 		return s
 	}
 	r.Slots = append(r.Slots, Slot{})

@@ -42,6 +42,9 @@ type Ad struct {
 	ECPM         campaign.Micros
 	// RTBBid is the CPM bid for an OpenRTB answer (see auction.RTBBidPrice).
 	RTBBid campaign.Micros
+	// DealID is the OpenRTB deal the bid is made through, or "" for the
+	// open market (see bestDeal).
+	DealID string
 	// urls are [start, end) offsets into Result.buf, by URLKind.
 	urls [numURLKinds][2]int32
 }
@@ -149,7 +152,9 @@ func (r *Result) exclude(c *campaign.Campaign, slotID, stage, reason string) {
 }
 
 func (r *Result) addAd(req *Request, w auction.Win) {
+	deal, _, _ := bestDeal(w.Candidate.Campaign, &req.Slots[w.Slot], w.ECPM)
 	r.Ads = append(r.Ads, Ad{
+		DealID:       deal,
 		SlotIndex:    w.Slot,
 		SlotID:       w.SlotID,
 		Campaign:     w.Candidate.Campaign,

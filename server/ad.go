@@ -87,7 +87,7 @@ func (s *Server) decide(req *decision.Request, res *decision.Result) {
 	// auction id (~20 bytes): no lock, no shared write, no allocation.
 	if rate := sw.DecisionLogSample; rate > 0 && s.Tracker != nil && s.Tracker.Recorder != nil &&
 		DecisionSampled(s.Engine.Seed, res.AuctionID, rate) {
-		s.logDecision(s.Tracker.Recorder, req, res, snap.Placements[req.PlacementID], now)
+		s.logDecision(s.Tracker.Recorder, req, res, snap.Placements, now)
 	}
 }
 
@@ -146,25 +146,27 @@ func mix64(z uint64) uint64 {
 //
 // The records alias req and res; RecordDecision encodes them before it
 // returns and keeps nothing.
-func (s *Server) logDecision(rec *events.Recorder, req *decision.Request, res *decision.Result, pl *campaign.Placement, now time.Time) {
+func (s *Server) logDecision(rec *events.Recorder, req *decision.Request, res *decision.Result, placements map[string]*campaign.Placement, now time.Time) {
 	d := events.Decision{
-		Time:        now,
-		AuctionID:   res.AuctionID,
-		PlacementID: req.PlacementID,
-		PublisherID: req.PublisherID,
-		Country:     req.Country,
-		Test:        req.Test,
+		Time:      now,
+		AuctionID: res.AuctionID,
+		Country:   req.Country,
+		Test:      req.Test,
 	}
-	var plFloor campaign.Micros
-	if pl != nil {
-		plFloor = pl.Floor
-		if pl.PublisherID != "" {
-			d.PublisherID = pl.PublisherID
+	// place sets the record's placement, its publisher, and returns its floor.
+	place := func(id string) campaign.Micros {
+		d.PlacementID, d.PublisherID = id, req.PublisherID
+		if pl := placements[id]; pl != nil {
+			if pl.PublisherID != "" {
+				d.PublisherID = pl.PublisherID
+			}
+			return pl.Floor
 		}
+		return 0
 	}
 	d.LatencyMicros = s.now().Sub(now).Microseconds()
 	if len(req.Slots) == 0 {
-		d.FloorMicros = int64(max(plFloor, req.Floor, 0))
+		d.FloorMicros = int64(max(place(req.PlacementID), req.Floor, 0))
 		d.NoFillReason = res.NoFill
 		_ = rec.RecordDecision(&d)
 		return
@@ -172,7 +174,7 @@ func (s *Server) logDecision(rec *events.Recorder, req *decision.Request, res *d
 	for i := range req.Slots {
 		slot := &req.Slots[i]
 		d.SlotID = slot.ID
-		d.FloorMicros = int64(max(plFloor, slot.Floor, req.Floor, 0))
+		d.FloorMicros = int64(max(place(req.SlotPlacement(i)), slot.Floor, req.Floor, 0))
 		d.WinnerAdvertiserID, d.WinnerCampaignID, d.WinnerCreativeID = "", "", ""
 		d.BidMicros, d.PriceMicros, d.NoFillReason = 0, 0, ""
 		d.Candidates, d.Bids = 0, 0

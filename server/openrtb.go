@@ -7,6 +7,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/decision"
 	"github.com/prebid/openrtb/v20/openrtb2"
@@ -108,7 +109,7 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 			ADomain: cr.Adomain,
 			CrID:    cr.ID,
 			CID:     ad.Campaign.ID,
-			DealID:  dealOf(imp, ad.Campaign),
+			DealID:  ad.DealID,
 			W:       int64(cr.W),
 			H:       int64(cr.H),
 			NURL:    string(res.URL(ad, decision.URLWin)),
@@ -139,23 +140,6 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 		return
 	}
 	writeJSON(ctx, fasthttp.StatusOK, resp)
-}
-
-// dealOf returns the first deal of imp's pmp that c is set up for, or "":
-// a bid through a deal names it (dealid), or a private auction's exchange
-// would not count it as a deal bid.
-func dealOf(imp *openrtb2.Imp, c *campaign.Campaign) string {
-	if imp.PMP == nil || len(c.Deals) == 0 {
-		return ""
-	}
-	for _, d := range imp.PMP.Deals {
-		for _, id := range c.Deals {
-			if d.ID == id {
-				return id
-			}
-		}
-	}
-	return ""
 }
 
 func ptrNBR(n int) *openrtb3.NoBidReason {
@@ -247,14 +231,26 @@ func mapBidRequest(br *openrtb2.BidRequest, r *decision.Request, now time.Time) 
 		}
 		s := r.AddSlot()
 		s.ID = imp.ID
+		// Each imp is its own placement (floor, price rule, targeting); one
+		// without a tagid takes the request's, the first imp's that has one.
+		s.PlacementID = imp.TagID
 		s.Floor = floatMicros(imp.BidFloor)
 		if imp.BidFloorCur != "" && imp.BidFloorCur != Currency {
 			s.Ineligible, s.IneligibleReason = true, "bidfloorcur "+imp.BidFloorCur+" is not "+Currency
 		}
 		if imp.PMP != nil && imp.PMP.PrivateAuction == 1 {
 			s.PrivateAuction = true
+		}
+		if imp.PMP != nil {
+			// Deals bind in an open auction too: a campaign set up for one
+			// must reach its floor.
 			for _, d := range imp.PMP.Deals {
 				s.Deals = append(s.Deals, d.ID)
+				f := floatMicros(d.BidFloor)
+				if d.BidFloorCur != "" && d.BidFloorCur != Currency {
+					f = auction.MaxECPM // a floor in another currency: out of reach
+				}
+				s.DealFloors = append(s.DealFloors, f)
 			}
 		}
 		switch {

@@ -51,7 +51,7 @@ func TrackingSigner(s *events.Signer, publicURL string) decision.Signer {
 			AdvertiserID: ad.Campaign.AdvertiserID,
 			CampaignID:   ad.Campaign.ID,
 			CreativeID:   ad.Creative.ID,
-			PlacementID:  req.PlacementID,
+			PlacementID:  req.SlotPlacement(ad.SlotIndex),
 			PublisherID:  req.PublisherID,
 			Country:      req.Country,
 			UserID:       req.UserID,
