@@ -84,6 +84,10 @@ type Engine struct {
 	// Seed seeds tie-breaking and creative rotation; each goroutine's
 	// generator derives from it. 0 uses the clock.
 	Seed uint64
+	// Boot stamps auction ids ("node.boot.seq", boot in base-36 Unix
+	// seconds), so that a restarted node never repeats one. Zero uses the
+	// wall clock at the first Decide.
+	Boot time.Time
 
 	seq  atomic.Uint64
 	boot string
@@ -105,7 +109,11 @@ func (e *Engine) init() {
 		if seed == 0 {
 			seed = uint64(time.Now().UnixNano())
 		}
-		e.boot = strconv.FormatInt(time.Now().Unix(), 36)
+		boot := e.Boot
+		if boot.IsZero() {
+			boot = time.Now()
+		}
+		e.boot = strconv.FormatInt(boot.Unix(), 36)
 		var n atomic.Uint64
 		e.rngs.New = func() any {
 			return newRand(seed + n.Add(1)*0x9E3779B97F4A7C15)
