@@ -18,8 +18,12 @@
 # Environment:
 #   CLICKHOUSE_TCP_PORT   native protocol port (default 9000)
 #   CLICKHOUSE_HTTP_PORT  HTTP port (default 8123)
-#   CLICKHOUSE_DATA_DIR   data directory (default <repo>/data/clickhouse)
+#   CLICKHOUSE_DATA_DIR   data directory (default <repo>/data/clickhouse; keep it
+#                         off ext4 without a journal, see warn_slow_fs)
 #   CLICKHOUSE_WAIT       seconds to wait for readiness (default 60)
+#   CLICKHOUSE_NICE       niceness of the server (default 0); 19 keeps a
+#                         ClickHouse sharing the cores of a measured ad server
+#                         out of its way, as a separate machine would
 #
 # The server listens on 127.0.0.1 only, user "default" without password, and
 # logs to $CLICKHOUSE_DATA_DIR/log/. Works without systemd; runs as root or not.
@@ -30,6 +34,7 @@ TCP_PORT="${CLICKHOUSE_TCP_PORT:-9000}"
 HTTP_PORT="${CLICKHOUSE_HTTP_PORT:-8123}"
 DATA_DIR="${CLICKHOUSE_DATA_DIR:-$ROOT/data/clickhouse}"
 WAIT_SECS="${CLICKHOUSE_WAIT:-60}"
+NICE="${CLICKHOUSE_NICE:-0}"
 PID_FILE="$DATA_DIR/clickhouse-server.pid"
 LOG_DIR="$DATA_DIR/log"
 
@@ -191,6 +196,25 @@ wait_ready() {
 	done
 }
 
+# warn_slow_fs warns when the data directory lies on ext4 without a journal.
+# There, every file creation makes ext4 skip the inodes deleted in the last
+# minutes, reading their inode table blocks one by one (the kernel's
+# recently_deleted(), used only without a journal); ClickHouse creates and
+# deletes dozens of files per insert (a part per table and per materialized
+# view, a file or two per column, and again for every merge), and ends up
+# spending most of its CPU in the kernel: ingest falls to a fraction of what
+# the same server does on a journaled file system or tmpfs (README, Results,
+# Events). Put CLICKHOUSE_DATA_DIR on ext4 with a journal, XFS or tmpfs.
+warn_slow_fs() {
+	local src fstype dev
+	read -r src fstype < <(df --output=source,fstype "$DATA_DIR" 2>/dev/null | tail -n 1) || return 0
+	[ "$fstype" = ext4 ] || return 0
+	dev="$(basename "$(readlink -f "$src")")"
+	if [ -d /proc/fs/jbd2 ] && ! ls /proc/fs/jbd2/ 2>/dev/null | grep -q "^${dev}-"; then
+		log "warning: $DATA_DIR is on ext4 without a journal ($src); ClickHouse inserts are several times slower there (see warn_slow_fs in this script); set CLICKHOUSE_DATA_DIR to a journaled file system or tmpfs"
+	fi
+}
+
 cmd_start() {
 	if answers; then
 		echo "ClickHouse already answers on 127.0.0.1:$TCP_PORT (version $(version))"
@@ -212,9 +236,10 @@ cmd_start() {
 	local bin
 	bin="$(server_binary)" || { log "clickhouse-server not found after install"; return 1; }
 	write_config
+	warn_slow_fs
 	# setsid + nohup: the server survives the calling shell and test runners.
 	# shellcheck disable=SC2086
-	setsid nohup $bin --config-file="$DATA_DIR/config.xml" \
+	setsid nohup nice -n "$NICE" $bin --config-file="$DATA_DIR/config.xml" \
 		>"$LOG_DIR/stdout.log" 2>&1 </dev/null &
 	local pid=$!
 	echo "$pid" >"$PID_FILE"
