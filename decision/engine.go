@@ -224,7 +224,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 		if e.Capper != nil && c.FrequencyCap != nil && !req.Test {
 			e.Capper.Record(req.UserID, c, now)
 		}
-		res.addAd(req, w)
+		res.addAd(req, w, publisherOf(req, cat.Placements[req.SlotPlacement(w.Slot)]))
 	}
 	for i := range res.Ads {
 		e.signAd(req, res, &res.Ads[i], now)

@@ -45,6 +45,9 @@ type Ad struct {
 	// DealID is the OpenRTB deal the bid is made through, or "" for the
 	// open market (see bestDeal).
 	DealID string
+	// PublisherID is the publisher of the slot's placement, or the one the
+	// request names when the placement has none (what targeting saw).
+	PublisherID string
 	// urls are [start, end) offsets into Result.buf, by URLKind.
 	urls [numURLKinds][2]int32
 }
@@ -151,10 +154,11 @@ func (r *Result) exclude(c *campaign.Campaign, slotID, stage, reason string) {
 	r.Debug = append(r.Debug, d)
 }
 
-func (r *Result) addAd(req *Request, w auction.Win) {
+func (r *Result) addAd(req *Request, w auction.Win, publisher string) {
 	deal, _, _ := bestDeal(w.Candidate.Campaign, &req.Slots[w.Slot], w.ECPM)
 	r.Ads = append(r.Ads, Ad{
 		DealID:       deal,
+		PublisherID:  publisher,
 		SlotIndex:    w.Slot,
 		SlotID:       w.SlotID,
 		Campaign:     w.Candidate.Campaign,

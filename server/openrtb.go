@@ -344,7 +344,7 @@ var iso3to2 = map[string]string{
 // its VAST URL or its inline XML, with the impression and click trackers.
 func vastMarkup(cr *campaign.Creative, click, imp string) string {
 	if cr.VASTXML != "" {
-		return cr.VASTXML
+		return string(injectVASTTrackers(nil, cr.VASTXML, click, imp))
 	}
 	b := []byte(`<VAST version="4.0"><Ad id="`)
 	b = appendXMLEscaped(b, cr.ID)
@@ -356,6 +356,113 @@ func vastMarkup(cr *campaign.Creative, click, imp string) string {
 	b = append(b, click...)
 	b = append(b, `]]></ClickTracking></VideoClicks></Linear></Creative></Creatives></Wrapper></Ad></VAST>`...)
 	return string(b)
+}
+
+// injectVASTTrackers appends the advertiser's inline VAST x with this
+// server's impression and click trackers added, so that an inline video
+// counts its impressions and clicks as a wrapped one does: an <Impression>
+// after the <AdSystem> of each <InLine> or <Wrapper> ad (or right after its
+// opening tag), and a <ClickTracking> at the start of each <VideoClicks>.
+// A player fires every Impression and ClickTracking it finds, the
+// advertiser's own included. Markup without an InLine or Wrapper is
+// appended unchanged.
+func injectVASTTrackers(b []byte, x, click, imp string) []byte {
+	impTag := "<Impression><![CDATA[" + imp + "]]></Impression>"
+	clickTag := "<ClickTracking><![CDATA[" + click + "]]></ClickTracking>"
+	for len(x) > 0 {
+		at, tag, insert := nextVASTAnchor(x)
+		if at < 0 {
+			break
+		}
+		b = append(b, x[:at]...)
+		b = append(b, tag...)
+		x = x[at+len(tag):]
+		if insert == vastAdBody {
+			// VAST lists an ad's elements in order: the tracker goes just
+			// before the ad's first Impression, or else after its leading
+			// AdSystem and AdTitle.
+			n := strings.Index(x, "<Impression")
+			if close := strings.Index(x, "</"+strings.TrimPrefix(tagName(tag), "<")+">"); n < 0 || (close >= 0 && close < n) {
+				n = skipElements(x, "AdSystem", "AdTitle")
+			}
+			b = append(b, x[:n]...)
+			x = x[n:]
+			b = append(b, impTag...)
+		} else {
+			b = append(b, clickTag...)
+		}
+	}
+	return append(b, x...)
+}
+
+// tagName returns "<Name" of an opening tag "<Name ...>".
+func tagName(tag string) string {
+	if i := strings.IndexAny(tag, " \t\r\n>"); i >= 0 {
+		return tag[:i]
+	}
+	return tag
+}
+
+// skipElements returns the length of the leading whitespace and elements
+// of x named names, in that order (each optional).
+func skipElements(x string, names ...string) int {
+	n := 0
+	for _, name := range names {
+		rest := x[n:]
+		trimmed := strings.TrimLeft(rest, " \t\r\n")
+		if !strings.HasPrefix(trimmed, "<"+name) {
+			continue
+		}
+		end := strings.Index(trimmed, "</"+name+">")
+		if end < 0 {
+			break
+		}
+		n += len(rest) - len(trimmed) + end + len("</"+name+">")
+	}
+	return n
+}
+
+const (
+	vastAdBody = iota
+	vastClicks
+)
+
+// nextVASTAnchor finds the next opening tag of x after which trackers go:
+// <InLine>, <Wrapper> (with any attributes) or <VideoClicks>. It returns
+// its offset and text, or -1.
+func nextVASTAnchor(x string) (at int, tag string, kind int) {
+	at = -1
+	for _, a := range [...]struct {
+		name string
+		kind int
+	}{{"<InLine", vastAdBody}, {"<Wrapper", vastAdBody}, {"<VideoClicks", vastClicks}} {
+		off := 0
+		for {
+			i := strings.Index(x[off:], a.name)
+			if i < 0 {
+				break
+			}
+			i += off
+			rest := x[i+len(a.name):]
+			end := strings.IndexByte(rest, '>')
+			if end < 0 {
+				break
+			}
+			// The whole name, not a prefix of another (<InLineX>), and not
+			// a self-closing element (<VideoClicks/>) with nothing inside.
+			c := rest[0]
+			whole := c == '>' || c == ' ' || c == '\t' || c == '\r' || c == '\n'
+			selfClosing := end > 0 && rest[end-1] == '/'
+			if whole && !selfClosing {
+				if at < 0 || i < at {
+					at, tag, kind = i, x[i:i+len(a.name)+end+1], a.kind
+				}
+				break
+			}
+			off = i + len(a.name)
+		}
+	}
+	return at, tag, kind
 }
 
 // appendPixel appends a 1x1 image that fires the impression beacon u, so

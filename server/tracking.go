@@ -52,7 +52,7 @@ func TrackingSigner(s *events.Signer, publicURL string) decision.Signer {
 			CampaignID:   ad.Campaign.ID,
 			CreativeID:   ad.Creative.ID,
 			PlacementID:  req.SlotPlacement(ad.SlotIndex),
-			PublisherID:  req.PublisherID,
+			PublisherID:  ad.PublisherID,
 			Country:      req.Country,
 			UserID:       req.UserID,
 			PriceMicros:  int64(ad.Price),
