@@ -31,9 +31,9 @@ type Slot struct {
 	ID string
 	// Floor is the slot's (or request's) minimum eCPM, in CPM micros.
 	Floor campaign.Micros
-	// Rule is the slot's price rule when its placement is not the
-	// request's (an OpenRTB imp with its own tagid): a slot is first price
-	// when either its Rule or the Request's is [FirstPrice].
+	// Rule is the price rule of the slot's own placement (an OpenRTB imp
+	// has its own tagid): a slot is first price when either its Rule or
+	// the Request's is [FirstPrice].
 	Rule Rule
 	// Candidates compete for this slot; their order only matters for
 	// Outcome indexes and, with a nil Rand, for ties.

@@ -49,7 +49,8 @@ type pending struct {
 	pctr float64
 	ecpm campaign.Micros
 	prio int
-	// floor is c's own reserve in the slot: its deal's floor (dealFloor).
+	// floor is c's own reserve in the slot: the floor of the deal it bids
+	// through (bestDeal), 0 in the open market.
 	floor campaign.Micros
 	idx   int    // arrival order in the slot
 	fits  uint64 // the index's targeting.CreativeBits of c

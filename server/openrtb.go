@@ -242,8 +242,8 @@ func mapBidRequest(br *openrtb2.BidRequest, r *decision.Request, now time.Time) 
 			s.PrivateAuction = true
 		}
 		if imp.PMP != nil {
-			// Deals bind in an open auction too: a campaign set up for one
-			// must reach its floor.
+			// Deals count in an open auction too: a campaign bidding
+			// through one names it and pays at least its floor.
 			for _, d := range imp.PMP.Deals {
 				s.Deals = append(s.Deals, d.ID)
 				f := floatMicros(d.BidFloor)
