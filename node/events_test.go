@@ -2,12 +2,9 @@ package node
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"net/http"
 	"net/url"
-	"os"
 	"strings"
 	"testing"
 	"time"
@@ -15,6 +12,7 @@ import (
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/config"
 	"github.com/adserver/adserver/events/clickhouse"
+	"github.com/adserver/adserver/internal/chtest"
 	"github.com/adserver/adserver/server"
 )
 
@@ -23,25 +21,12 @@ import (
 // test: CI starts one with scripts/clickhouse.sh.
 func testClickHouse(t testing.TB) (addr, db string) {
 	t.Helper()
-	addr = os.Getenv("ADSERVER_TEST_CLICKHOUSE")
-	if addr == "" {
-		addr = "127.0.0.1:9000"
-	}
+	addr = chtest.Addr()
 	conn, err := clickhouse.Open(addr, "default", "", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Ping(context.Background()); err != nil {
-		t.Fatalf("ClickHouse does not answer at %s (start it with scripts/clickhouse.sh start): %v", addr, err)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	db = "adserver_test_node_" + hex.EncodeToString(rnd[:])
-	t.Cleanup(func() {
-		conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+db)
-		conn.Close()
-	})
-	return addr, db
+	return addr, chtest.Database(t, conn, "adserver_test_node_")
 }
 
 // noRedirect is an HTTP client that reports redirects instead of following

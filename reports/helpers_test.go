@@ -2,14 +2,12 @@ package reports
 
 import (
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
 	"io"
 	"net"
 	"net/http"
-	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -21,25 +19,10 @@ import (
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/events"
 	"github.com/adserver/adserver/events/clickhouse"
+	"github.com/adserver/adserver/internal/chtest"
 )
 
 const testAdminToken = "admin-secret-token"
-
-// testAddr is the ClickHouse the tests use (scripts/clickhouse.sh start);
-// a server that does not answer fails the test.
-func testAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("ADSERVER_TEST_CLICKHOUSE")
-	if addr == "" {
-		addr = "127.0.0.1:9000"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("ClickHouse does not answer at %s (start it with scripts/clickhouse.sh start, or set ADSERVER_TEST_CLICKHOUSE): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
 
 // testDB opens a connection and creates the schema in a database of the
 // test's own, dropped at the end (unless ADSERVER_TEST_KEEP_DB is set).
@@ -51,33 +34,13 @@ func testDB(t testing.TB) (driver.Conn, string, string) {
 // testDBAt is testDB with the schema at version (to test upgrades).
 func testDBAt(t testing.TB, version uint32) (driver.Conn, string, string) {
 	t.Helper()
-	addr := testAddr(t)
+	addr := chtest.Reachable(t)
 	conn, err := clickhouse.Open(addr, "default", "", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
 	ctx := context.Background()
-	if err := conn.Ping(ctx); err != nil {
-		t.Fatalf("ClickHouse at %s does not answer: %v", addr, err)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 30 {
-		name = name[:30]
-	}
-	db := "adserver_test_reports_" + name + "_" + hex.EncodeToString(rnd[:])
-	t.Cleanup(func() {
-		if os.Getenv("ADSERVER_TEST_KEEP_DB") == "" {
-			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS `"+db+"`")
-		}
-		conn.Close()
-	})
+	db := chtest.Database(t, conn, "adserver_test_reports_")
 	if err := clickhouse.MigrateTo(ctx, conn, db, version); err != nil {
 		t.Fatal(err)
 	}

@@ -6,9 +6,6 @@ package main
 
 import (
 	"bytes"
-	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -29,6 +26,7 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/events/clickhouse"
+	"github.com/adserver/adserver/internal/chtest"
 )
 
 const (
@@ -506,28 +504,10 @@ func metric(c *http.Client, p *proc, name string) (float64, error) {
 // with scripts/clickhouse.sh.
 func testClickHouse(t *testing.T, prefix string) (addr, db string, conn driver.Conn) {
 	t.Helper()
-	addr = os.Getenv("ADSERVER_TEST_CLICKHOUSE")
-	if addr == "" {
-		addr = "127.0.0.1:9000"
-	}
+	addr = chtest.Addr()
 	conn, err := clickhouse.Open(addr, "default", "", 5*time.Second)
 	if err != nil {
 		t.Fatalf("ClickHouse at %s: %v", addr, err)
 	}
-	if err := conn.Ping(context.Background()); err != nil {
-		conn.Close()
-		t.Fatalf("ClickHouse does not answer at %s (start it with scripts/clickhouse.sh start): %v", addr, err)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	db = prefix + hex.EncodeToString(rnd[:])
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if err := conn.Exec(ctx, "DROP DATABASE IF EXISTS "+db); err != nil {
-			t.Logf("drop database %s: %v", db, err)
-		}
-		conn.Close()
-	})
-	return addr, db, conn
+	return addr, chtest.Database(t, conn, prefix), conn
 }

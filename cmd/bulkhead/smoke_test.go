@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"github.com/adserver/adserver/internal/chtest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -20,10 +21,7 @@ func TestSmoke(t *testing.T) {
 	if testing.Short() {
 		t.Skip("builds and runs a real adserver process (skipped with -short)")
 	}
-	chAddr := os.Getenv("ADSERVER_TEST_CLICKHOUSE")
-	if chAddr == "" {
-		chAddr = "127.0.0.1:9000"
-	}
+	chAddr := chtest.Addr()
 	dir := t.TempDir()
 	jsonPath := filepath.Join(dir, "result.json")
 	var log bytes.Buffer

@@ -2,13 +2,9 @@ package clickhouse
 
 import (
 	"context"
-	"crypto/rand"
-	"encoding/hex"
 	"fmt"
 	"io"
 	"net"
-	"os"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -17,55 +13,19 @@ import (
 	"github.com/ClickHouse/clickhouse-go/v2/lib/driver"
 
 	"github.com/adserver/adserver/events"
+	"github.com/adserver/adserver/internal/chtest"
 )
-
-// testAddr is the ClickHouse the tests use. CI starts one with
-// scripts/clickhouse.sh; a missing server fails the tests.
-func testAddr(t testing.TB) string {
-	t.Helper()
-	addr := os.Getenv("ADSERVER_TEST_CLICKHOUSE")
-	if addr == "" {
-		addr = "127.0.0.1:9000"
-	}
-	c, err := net.DialTimeout("tcp", addr, 2*time.Second)
-	if err != nil {
-		t.Fatalf("ClickHouse does not answer at %s (start it with scripts/clickhouse.sh start, or set ADSERVER_TEST_CLICKHOUSE): %v", addr, err)
-	}
-	c.Close()
-	return addr
-}
 
 // testDB creates a connection and a unique database name, dropped at the
 // end of the test.
 func testDB(t testing.TB) (driver.Conn, string, string) {
 	t.Helper()
-	addr := testAddr(t)
+	addr := chtest.Reachable(t)
 	conn, err := Open(addr, "default", "", 5*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := conn.Ping(context.Background()); err != nil {
-		t.Fatalf("ClickHouse at %s does not answer: %v", addr, err)
-	}
-	var rnd [4]byte
-	rand.Read(rnd[:])
-	name := strings.Map(func(r rune) rune {
-		if r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' {
-			return r
-		}
-		return '_'
-	}, t.Name())
-	if len(name) > 30 {
-		name = name[:30]
-	}
-	db := "adserver_test_" + name + "_" + hex.EncodeToString(rnd[:])
-	t.Cleanup(func() {
-		if os.Getenv("ADSERVER_TEST_KEEP_DB") == "" {
-			conn.Exec(context.Background(), "DROP DATABASE IF EXISTS "+quoteIdent(db))
-		}
-		conn.Close()
-	})
-	return conn, addr, db
+	return conn, addr, chtest.Database(t, conn, "adserver_test_")
 }
 
 // fixture is a log, a recorder writing to it and the expected totals.
