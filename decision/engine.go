@@ -355,7 +355,7 @@ func fillAttrs(a *targeting.Attrs, req *Request, pl *campaign.Placement) {
 	add(campaign.IDBundle, req.Bundle)
 	os, browser, dev := req.OS, req.Browser, req.DeviceType
 	if req.UA != "" && (os == "" || browser == "" || dev == "") {
-		uos, ubr, udev := targeting.ParseUA(req.UA)
+		uos, ubr, udev := targeting.ParseUACached(req.UA)
 		if os == "" {
 			os = uos
 		}

@@ -1,6 +1,10 @@
 package targeting
 
-import "strings"
+import (
+	"hash/maphash"
+	"strings"
+	"sync/atomic"
+)
 
 // User-Agent parsing: three ordered tables of tokens; the first token found
 // in the string decides. Values are the targeting vocabulary (lower-case),
@@ -127,4 +131,33 @@ func anyToken(ua string, tokens []string) bool {
 		}
 	}
 	return false
+}
+
+// uaCacheSlots is the size of ParseUACached's table (a power of two).
+const uaCacheSlots = 4096
+
+type uaEntry struct{ ua, os, browser, deviceType string }
+
+var (
+	uaCache     [uaCacheSlots]atomic.Pointer[uaEntry]
+	uaCacheSeed = maphash.MakeSeed()
+)
+
+// ParseUACached is ParseUA through a table of the answers for recently
+// seen User-Agents: traffic repeats a few thousand of them, and a hit costs
+// a hash and a compare instead of the token scans. The table is a fixed
+// array of slots indexed by a hash of the string, read and replaced
+// atomically: no lock, and a miss allocates one entry.
+func ParseUACached(ua string) (os, browser, deviceType string) {
+	if ua == "" || len(ua) > 512 {
+		return ParseUA(ua)
+	}
+	slot := &uaCache[maphash.String(uaCacheSeed, ua)&(uaCacheSlots-1)]
+	if e := slot.Load(); e != nil && e.ua == ua {
+		return e.os, e.browser, e.deviceType
+	}
+	os, browser, deviceType = ParseUA(ua)
+	// ua may alias a request body: keep a copy.
+	slot.Store(&uaEntry{ua: strings.Clone(ua), os: os, browser: browser, deviceType: deviceType})
+	return os, browser, deviceType
 }

@@ -2,6 +2,8 @@ package targeting
 
 import (
 	"slices"
+	"strconv"
+	"sync"
 	"testing"
 )
 
@@ -74,4 +76,34 @@ func FuzzParseUA(f *testing.F) {
 			t.Fatal("empty User-Agent should give nothing")
 		}
 	})
+}
+
+// The cached parse answers exactly what ParseUA does: for every case, on a
+// miss and on a hit, from goroutines racing on the same slots.
+func TestParseUACached(t *testing.T) {
+	check := func(t *testing.T, ua, name string) {
+		os, br, dev := ParseUA(ua)
+		cos, cbr, cdev := ParseUACached(ua)
+		if cos != os || cbr != br || cdev != dev {
+			t.Errorf("%s: cached (%q, %q, %q), ParseUA (%q, %q, %q)", name, cos, cbr, cdev, os, br, dev)
+		}
+	}
+	var wg sync.WaitGroup
+	for g := range 4 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for round := range 50 {
+				for i, tt := range uaCases {
+					// Distinct strings that collide in the table now and then.
+					ua := tt.ua
+					if (i+round+g)%3 == 0 && ua != "" {
+						ua += " r" + strconv.Itoa(round%7)
+					}
+					check(t, ua, tt.name)
+				}
+			}
+		}()
+	}
+	wg.Wait()
 }
