@@ -350,12 +350,22 @@ func appendJSONStringReplacing(b []byte, s, old string, repl []byte) []byte {
 	return append(b, '"')
 }
 
+// jsonSafe holds the ASCII bytes a JSON string carries as they are: not
+// control characters, quotes or backslashes, nor <, > and & (escaped as in
+// HTML-safe JSON, since strings carry markup).
+var jsonSafe = func() (t [utf8.RuneSelf]bool) {
+	for c := 0x20; c < utf8.RuneSelf; c++ {
+		t[c] = c != '"' && c != '\\' && c != '<' && c != '>' && c != '&'
+	}
+	return t
+}()
+
 func appendEscaped(b []byte, s string) []byte {
 	start := 0
 	for i := 0; i < len(s); {
 		c := s[i]
 		if c < utf8.RuneSelf {
-			if c >= 0x20 && c != '"' && c != '\\' && c != '<' && c != '>' && c != '&' {
+			if jsonSafe[c] {
 				i++
 				continue
 			}

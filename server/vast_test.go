@@ -1,6 +1,7 @@
 package server
 
 import (
+	"encoding/json"
 	"encoding/xml"
 	"strings"
 	"testing"
@@ -94,6 +95,35 @@ func FuzzInjectVASTTrackers(f *testing.F) {
 		back = strings.ReplaceAll(back, "<ClickTracking><![CDATA["+click+"]]></ClickTracking>", "")
 		if back != x {
 			t.Fatalf("markup changed:\nin  %q\nout %q", x, got)
+		}
+	})
+}
+
+// appendJSONString writes, for any string, a JSON string that decodes to
+// what encoding/json's does (invalid UTF-8 becomes U+FFFD in both) and is
+// HTML-safe: the ad response carries advertisers' markup through it.
+func FuzzAppendJSONString(f *testing.F) {
+	for _, s := range []string{"", "plain", `<a href='x?a=1&b=2'>"q"\</a>`, "tab\tnl\nnul\x00\f\b", "\u2028\u2029é漢", "\xff\xfe bad utf-8"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		ref, err := json.Marshal(s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var want, got string
+		if err := json.Unmarshal(ref, &want); err != nil {
+			t.Fatal(err)
+		}
+		out := appendJSONString(nil, s)
+		if err := json.Unmarshal(out, &got); err != nil {
+			t.Fatalf("appendJSONString(%q) = %s: not JSON: %v", s, out, err)
+		}
+		if got != want {
+			t.Fatalf("appendJSONString(%q) = %s decodes to %q, want %q", s, out, got, want)
+		}
+		if strings.ContainsAny(string(out), "<>&\u2028\u2029") {
+			t.Fatalf("appendJSONString(%q) = %s is not HTML-safe", s, out)
 		}
 	})
 }
