@@ -48,10 +48,11 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adserver/adserver/internal/adproc"
 )
 
 // Config is one bulkhead run. main fills it from the flags.
@@ -229,16 +230,9 @@ func (cfg *Config) validate() error {
 		cfg.Advertisers = max(1, cfg.Campaigns/10)
 	}
 	if cfg.Adserver != "" {
-		abs, err := filepath.Abs(cfg.Adserver)
+		abs, err := adproc.Executable("-adserver", cfg.Adserver)
 		if err != nil {
 			return err
-		}
-		st, err := os.Stat(abs)
-		if err != nil {
-			return fmt.Errorf("cannot use -adserver %q: %w", cfg.Adserver, err)
-		}
-		if st.IsDir() || st.Mode()&0o111 == 0 {
-			return fmt.Errorf("-adserver %q is not an executable file", cfg.Adserver)
 		}
 		cfg.Adserver = abs
 	}

@@ -2,19 +2,15 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/adserver/adserver/internal/adproc"
 )
 
 // node is the adserver process under test: serving, management and
@@ -31,9 +27,7 @@ type node struct {
 	broker     string
 	extra      []string
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *os.File
+	proc adproc.Process
 }
 
 var httpClient = &http.Client{Timeout: 5 * time.Second}
@@ -91,96 +85,21 @@ func checkFree(addr string) error {
 
 // start runs the process and waits until /readyz answers 200.
 func (n *node) start(ctx context.Context, timeout time.Duration) error {
-	if err := os.MkdirAll(n.dir, 0o755); err != nil {
-		return err
-	}
-	logf, err := os.OpenFile(n.logPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return err
-	}
-	n.log = logf
-	n.cmd = exec.Command(n.bin, n.args()...)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.exited = make(chan struct{})
-	if err := n.cmd.Start(); err != nil {
-		logf.Close()
-		n.cmd = nil
-		return fmt.Errorf("cannot start %s: %w", n.bin, err)
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.exited)
-	}()
-	deadline := time.After(timeout)
-	for {
-		if n.ready() {
-			return nil
-		}
-		select {
-		case <-n.exited:
-			return fmt.Errorf("adserver exited before it was ready (%v); its log %s ends with:\n%s",
-				n.cmd.ProcessState, n.logPath(), tail(n.logPath(), 20))
-		case <-deadline:
-			return fmt.Errorf("adserver not ready after %v; its log: %s", timeout, n.logPath())
-		case <-ctx.Done():
-			return ctx.Err()
-		case <-time.After(20 * time.Millisecond):
-		}
-	}
-}
-
-func (n *node) ready() bool {
-	resp, err := httpClient.Get(n.servingURL() + "/readyz")
-	if err != nil {
-		return false
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK
+	n.proc.Name, n.proc.Bin, n.proc.Args, n.proc.Dir = "adserver", n.bin, n.args(), n.dir
+	n.proc.ReadyURL = n.servingURL() + "/readyz"
+	_, err := n.proc.Start(ctx, timeout)
+	return err
 }
 
 // alive reports whether the process is still running.
-func (n *node) alive() bool {
-	if n.cmd == nil {
-		return false
-	}
-	select {
-	case <-n.exited:
-		return false
-	default:
-		return true
-	}
-}
+func (n *node) alive() bool { return n.proc.Alive() }
 
 // stop sends SIGTERM and waits for the process to exit (SIGKILL after
 // 30s). It is a no-op for a node that is not running.
-func (n *node) stop() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-n.exited:
-	default:
-		n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(30 * time.Second):
-			n.cmd.Process.Kill()
-			<-n.exited
-		}
-	}
-	n.log.Close()
-	n.cmd = nil
-}
+func (n *node) stop() { n.proc.Stop() }
 
 // adminToken reads the token the node generated in its data dir.
-func (n *node) adminToken() (string, error) {
-	b, err := os.ReadFile(filepath.Join(n.dir, "admin-token"))
-	if err != nil {
-		return "", fmt.Errorf("cannot read the admin token: %w", err)
-	}
-	return strings.TrimSpace(string(b)), nil
-}
+func (n *node) adminToken() (string, error) { return n.proc.AdminToken() }
 
 // metrics scrapes the node's /metrics into name{labels} → value.
 func (n *node) metrics() (map[string]float64, error) {
@@ -211,17 +130,4 @@ func (n *node) metrics() (map[string]float64, error) {
 		m[line[:i]] = v
 	}
 	return m, sc.Err()
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }

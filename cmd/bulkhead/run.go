@@ -11,6 +11,8 @@ import (
 	"time"
 
 	"github.com/adserver/adserver/loadtest"
+
+	"github.com/adserver/adserver/internal/adproc"
 )
 
 // bench is one run's moving parts.
@@ -51,14 +53,8 @@ func run(ctx context.Context, cfg Config) (_ *Result, err error) {
 	if err := ensureClickHouse(ctx, cfg.ClickHouse, b.ch, cfg.ClickHouseScript, b.logf); err != nil {
 		return nil, fmt.Errorf("ClickHouse at %s / %s does not answer: %w", cfg.ClickHouse, cfg.ClickHouseHTTP, err)
 	}
-	dir := cfg.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "bulkhead-")
-		if err != nil {
-			return nil, err
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := adproc.WorkDir(cfg.Dir, "bulkhead-")
+	if err != nil {
 		return nil, err
 	}
 	if !cfg.Keep {
@@ -243,7 +239,7 @@ func (b *bench) phase(ctx context.Context, i int, m Mode) (*Phase, error) {
 	if err != nil {
 		return nil, err
 	}
-	pid := b.node.cmd.Process.Pid
+	pid := b.node.proc.Pid()
 	c0 := readCPU(pid)
 	rctx, cancel := context.WithCancel(ctx)
 	b.reports.run(rctx, ph.Reports)
@@ -268,7 +264,7 @@ func (b *bench) phase(ctx context.Context, i int, m Mode) (*Phase, error) {
 		return ph, err
 	}
 	if !b.node.alive() {
-		return ph, fmt.Errorf("the adserver exited; its log %s ends with:\n%s", b.node.logPath(), tail(b.node.logPath(), 20))
+		return ph, fmt.Errorf("the adserver exited; its log %s ends with:\n%s", b.node.logPath(), adproc.Tail(b.node.logPath(), 20))
 	}
 	b.logf("phase %d %-9s achieved %.0f/s p50 %.2fms p99 %.2fms p99.9 %.2fms errors %d fill %.1f%% shipper errors %+.0f unshipped %.0f cpu node/harness/ch/other/idle %s",
 		i, m, ad.AchievedRate, ad.LatencyMs.P50, ad.LatencyMs.P99, ad.LatencyMs.P999, ad.Errors, 100*ad.FillRate,

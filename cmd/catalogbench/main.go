@@ -43,6 +43,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/adserver/adserver/internal/adproc"
 )
 
 // Config is what one catalogbench run does.
@@ -116,16 +118,9 @@ func (cfg *Config) validate() error {
 	case cfg.Gap < 0:
 		return fmt.Errorf("-gap must be >= 0, got %v", cfg.Gap)
 	}
-	abs, err := filepath.Abs(cfg.Adserver)
+	abs, err := adproc.Executable("-adserver", cfg.Adserver)
 	if err != nil {
-		return err
-	}
-	st, err := os.Stat(abs)
-	if err != nil {
-		return fmt.Errorf("cannot use -adserver %q: %w (build it: go build -o bin/adserver ./cmd/adserver)", cfg.Adserver, err)
-	}
-	if st.IsDir() || st.Mode()&0o111 == 0 {
-		return fmt.Errorf("-adserver %q is not an executable file", cfg.Adserver)
+		return fmt.Errorf("%w (build it: go build -o bin/adserver ./cmd/adserver)", err)
 	}
 	cfg.Adserver = abs
 	return nil
@@ -134,14 +129,8 @@ func (cfg *Config) validate() error {
 // run does the whole measurement and returns what it measured so far,
 // even on error.
 func run(ctx context.Context, cfg Config) (*Result, error) {
-	dir := cfg.Dir
-	if dir == "" {
-		d, err := os.MkdirTemp("", "catalogbench-")
-		if err != nil {
-			return nil, err
-		}
-		dir = d
-	} else if err := os.MkdirAll(dir, 0o755); err != nil {
+	dir, err := adproc.WorkDir(cfg.Dir, "catalogbench-")
+	if err != nil {
 		return nil, err
 	}
 	if !cfg.Keep {

@@ -2,20 +2,16 @@ package main
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"net"
 	"net/http"
-	"os"
-	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/adserver/adserver/internal/adproc"
 )
 
 // node is one adserver process: serving on port, management on port+1,
@@ -29,9 +25,7 @@ type node struct {
 	broker   string // embedded broker address (node A)
 	kafka    string // broker to use instead (node B)
 
-	cmd    *exec.Cmd
-	exited chan struct{}
-	log    *os.File
+	proc adproc.Process
 }
 
 var client = &http.Client{Timeout: 5 * time.Second}
@@ -75,74 +69,14 @@ func (n *node) checkPorts() error {
 // start runs the process and waits until /readyz answers 200. It returns
 // the time from just before the process started to the first 200.
 func (n *node) start(ctx context.Context, timeout time.Duration) (time.Duration, error) {
-	if err := os.MkdirAll(n.dir, 0o755); err != nil {
-		return 0, err
-	}
-	logf, err := os.OpenFile(filepath.Join(n.dir+".log"), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o644)
-	if err != nil {
-		return 0, err
-	}
-	n.log = logf
-	n.cmd = exec.Command(n.bin, n.args()...)
-	n.cmd.Stdout, n.cmd.Stderr = logf, logf
-	n.exited = make(chan struct{})
-	t0 := time.Now()
-	if err := n.cmd.Start(); err != nil {
-		logf.Close()
-		return 0, fmt.Errorf("cannot start node %s: %w", n.name, err)
-	}
-	go func() {
-		n.cmd.Wait()
-		close(n.exited)
-	}()
-	deadline := time.After(timeout)
-	for {
-		if ok, _ := n.ready(); ok {
-			return time.Since(t0), nil
-		}
-		select {
-		case <-n.exited:
-			return 0, fmt.Errorf("node %s exited before it was ready (%v); its log %s ends with:\n%s",
-				n.name, n.cmd.ProcessState, logf.Name(), tail(logf.Name(), 20))
-		case <-deadline:
-			return 0, fmt.Errorf("node %s not ready after %v; its log: %s", n.name, timeout, logf.Name())
-		case <-ctx.Done():
-			return 0, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
-	}
-}
-
-func (n *node) ready() (bool, error) {
-	resp, err := client.Get(n.serving() + "/readyz")
-	if err != nil {
-		return false, err
-	}
-	io.Copy(io.Discard, resp.Body)
-	resp.Body.Close()
-	return resp.StatusCode == http.StatusOK, nil
+	n.proc.Name, n.proc.Bin, n.proc.Args, n.proc.Dir = "node "+n.name, n.bin, n.args(), n.dir
+	n.proc.ReadyURL, n.proc.Poll = n.serving()+"/readyz", 5*time.Millisecond
+	return n.proc.Start(ctx, timeout)
 }
 
 // stop sends SIGTERM and waits for the process to exit (SIGKILL after
 // 30s). It is a no-op for a node that is not running.
-func (n *node) stop() {
-	if n.cmd == nil || n.cmd.Process == nil {
-		return
-	}
-	select {
-	case <-n.exited:
-	default:
-		n.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-n.exited:
-		case <-time.After(30 * time.Second):
-			n.cmd.Process.Kill()
-			<-n.exited
-		}
-	}
-	n.log.Close()
-	n.cmd = nil
-}
+func (n *node) stop() { n.proc.Stop() }
 
 // indexCampaigns reads the node's adserver_index_campaigns gauge.
 func (n *node) indexCampaigns() (int, error) {
@@ -182,17 +116,4 @@ func (n *node) waitCampaigns(ctx context.Context, want int, timeout time.Duratio
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
-}
-
-// tail returns the last n lines of a file.
-func tail(path string, n int) string {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return err.Error()
-	}
-	lines := bytes.Split(bytes.TrimRight(b, "\n"), []byte("\n"))
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return string(bytes.Join(lines, []byte("\n")))
 }
