@@ -7,6 +7,8 @@ import (
 	"strings"
 	"time"
 
+	"github.com/VictoriaMetrics/metrics"
+
 	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/decision"
@@ -70,6 +72,9 @@ func (s *Server) handleOpenRTB(ctx *fasthttp.RequestCtx) {
 			writeError(ctx, fasthttp.StatusBadRequest, "required", "imp id is required", "imp["+strconv.Itoa(i)+"].id")
 			return
 		}
+	}
+	if n := len(br.Imp) - maxImps; n > 0 {
+		impsIgnored.Add(n)
 	}
 	debug := rtbDebug(br.Ext)
 	if debug && !s.isAdmin(ctx) {
@@ -160,7 +165,15 @@ func rtbDebug(ext json.RawMessage) bool {
 	return string(e.Debug) == "1" || string(e.Debug) == "true"
 }
 
-// mapBidRequest turns an OpenRTB request into the engine's terms.
+// maxImps is how many imps of a bid request are considered; the others
+// get no bid (a bidder may bid on any subset). Each imp costs a targeting
+// query, and a 64 KiB body could otherwise carry a thousand of them.
+const maxImps = 32
+
+var impsIgnored = metrics.NewCounter(`adserver_openrtb_imps_ignored_total`)
+
+// mapBidRequest turns an OpenRTB request into the engine's terms: its
+// first maxImps imps become slots, in order.
 func mapBidRequest(br *openrtb2.BidRequest, r *decision.Request, now time.Time) {
 	r.ID = br.ID
 	r.Test = br.Test == 1
@@ -224,7 +237,7 @@ func mapBidRequest(br *openrtb2.BidRequest, r *decision.Request, now time.Time) 
 			r.Country = alpha3to2(u.Geo.Country)
 		}
 	}
-	for i := range br.Imp {
+	for i := range br.Imp[:min(len(br.Imp), maxImps)] {
 		imp := &br.Imp[i]
 		if r.PlacementID == "" {
 			r.PlacementID = imp.TagID

@@ -3,12 +3,14 @@ package server
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
 	"html"
 	"net/url"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -515,5 +517,42 @@ func TestOpenRTBBannerImpressionPixel(t *testing.T) {
 	}
 	if got := log.recorded(); !slices.Equal(got, []string{"impression", "billing"}) {
 		t.Errorf("events %v", got)
+	}
+}
+
+// Only the first maxImps imps of a bid request are decided; the others get
+// no bid and are counted.
+func TestOpenRTBImpCap(t *testing.T) {
+	var js []string
+	for i := range maxImps + 10 {
+		js = append(js, camp(fmt.Sprintf("c-%d", i), fmt.Sprintf("adv-%d", i), "1", `{}`, 0, 300, 250))
+	}
+	s := testServer(t, mustCampaigns(t, js)...)
+	var imps []string
+	for i := range maxImps + 8 {
+		imps = append(imps, fmt.Sprintf(`{"id":"%d","banner":{"w":300,"h":250}}`, i))
+	}
+	before := impsIgnored.Get()
+	status, body := doRTB(s, `{"id":"many","at":2,"imp":[`+strings.Join(imps, ",")+`]}`, "")
+	if status != 200 {
+		t.Fatalf("status %d: %s", status, body)
+	}
+	var resp openrtb2.BidResponse
+	if err := json.Unmarshal([]byte(body), &resp); err != nil || len(resp.SeatBid) != 1 {
+		t.Fatalf("%v: %s", err, body)
+	}
+	seen := map[string]bool{}
+	for _, b := range resp.SeatBid[0].Bid {
+		n, _ := strconv.Atoi(b.ImpID)
+		if n >= maxImps {
+			t.Errorf("bid on imp %s, past the first %d", b.ImpID, maxImps)
+		}
+		seen[b.ImpID] = true
+	}
+	if len(seen) != maxImps {
+		t.Errorf("bids on %d imps, want each of the first %d", len(seen), maxImps)
+	}
+	if got := impsIgnored.Get() - before; got != 8 {
+		t.Errorf("adserver_openrtb_imps_ignored_total rose by %d, want 8", got)
 	}
 }
