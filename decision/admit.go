@@ -283,17 +283,39 @@ func cheapIneligible(req *Request, s *Slot, c *campaign.Campaign, sw *Switches) 
 	if s.PrivateAuction && !sharesDeal(c.Deals, s.Deals) {
 		return "private_auction_no_deal"
 	}
-	if len(req.BlockedCats) > 0 && intersects(c.Categories, req.BlockedCats) {
+	if len(req.BlockedCats) > 0 && anyIn(c.Categories, req.BlockedCats) {
 		return reasonBlockedCategory
 	}
 	if len(req.BlockedDomains) > 0 {
 		for i := range c.Creatives {
-			if intersects(c.Creatives[i].Adomain, req.BlockedDomains) {
+			if anyIn(c.Creatives[i].Adomain, req.BlockedDomains) {
 				return reasonBlockedDomain
 			}
 		}
 	}
 	return ""
+}
+
+// anyIn reports whether one of have is in sorted (see sortBlocks).
+func anyIn(have, sorted []string) bool {
+	for _, x := range have {
+		if _, ok := slices.BinarySearch(sorted, x); ok {
+			return true
+		}
+	}
+	return false
+}
+
+// sortBlocks sorts the request's block lists, so that each candidate's
+// check costs a binary search per category or domain however long the
+// lists are (a 64 KiB bid request can carry thousands of entries).
+func sortBlocks(req *Request) {
+	if len(req.BlockedCats) > 1 {
+		slices.Sort(req.BlockedCats)
+	}
+	if len(req.BlockedDomains) > 1 {
+		slices.Sort(req.BlockedDomains)
+	}
 }
 
 // costlyIneligible returns why c may not serve req by frequency cap or

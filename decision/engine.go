@@ -151,6 +151,7 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	attrs := targeting.AcquireAttrs()
 	defer targeting.ReleaseAttrs(attrs)
 	fillAttrs(attrs, req, pl)
+	sortBlocks(req)
 
 	// Floors and price rules are the slots' own: a slot's placement may
 	// not be the request's (OpenRTB imps with their own tagid).

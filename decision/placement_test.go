@@ -2,6 +2,7 @@ package decision
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 	"time"
 
@@ -81,5 +82,51 @@ func TestSlotPlacements(t *testing.T) {
 	}
 	if !slices.Equal(ads, want) {
 		t.Errorf("ads %+v, want %+v", ads, want)
+	}
+}
+
+// Long block lists (an OpenRTB bcat/badv can hold thousands of entries)
+// still block exactly the listed domains and categories, in any order.
+func TestLongBlockLists(t *testing.T) {
+	cs := []*campaign.Campaign{
+		placementCampaign(t, "a", "adv-a", "p-1", "3"),
+		placementCampaign(t, "b", "adv-b", "p-1", "2"),
+	}
+	cs[0].Categories = []string{"IAB7-1"}
+	cat := &Catalog{Index: targeting.Build(cs), Placements: map[string]*campaign.Placement{}}
+	e := &Engine{NodeID: "n1", Seed: 7}
+	winner := func(blockedDomains, blockedCats []string) string {
+		req := &Request{ID: "r", PlacementID: "p-1", BlockedDomains: blockedDomains, BlockedCats: blockedCats}
+		s := req.AddSlot()
+		s.ID = "1"
+		s.Sizes = append(s.Sizes, Size{300, 250})
+		var res Result
+		e.Decide(req, cat, nil, testNow, &res)
+		if len(res.Ads) == 0 {
+			return ""
+		}
+		return res.Ads[0].Campaign.ID
+	}
+	long := func(extra ...string) []string {
+		l := make([]string, 0, 5000)
+		for i := range 5000 {
+			l = append(l, "zz"+strconv.Itoa(5000-i)+".example")
+		}
+		return append(append(l[:2500:2500], extra...), l[2500:]...)
+	}
+	if got := winner(long(), nil); got != "a" {
+		t.Errorf("nothing of theirs blocked: winner %q, want a", got)
+	}
+	if got := winner(long("adv-a.example"), nil); got != "b" {
+		t.Errorf("adv-a.example blocked among 5000: winner %q, want b", got)
+	}
+	if got := winner(long("adv-b.example", "adv-a.example"), nil); got != "" {
+		t.Errorf("both blocked: winner %q, want none", got)
+	}
+	if got := winner(nil, long()); got != "a" {
+		t.Errorf("5000 categories, none theirs: winner %q, want a", got)
+	}
+	if got := winner(nil, long("IAB7-1")); got != "b" {
+		t.Errorf("a's category blocked among 5000: winner %q, want b", got)
 	}
 }

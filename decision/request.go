@@ -52,7 +52,9 @@ type Request struct {
 	Debug bool
 
 	// OpenRTB only.
-	AuctionType    int // 1 first price, 2 second price (at); 0 for /v1/ad
+	AuctionType int // 1 first price, 2 second price (at); 0 for /v1/ad
+	// BlockedCats and BlockedDomains (bcat, badv) are sorted in place by
+	// Decide.
 	BlockedCats    []string
 	BlockedDomains []string
 	// Deadline is when the answer stops being useful (tmax); zero: none.
