@@ -60,6 +60,12 @@ type Attrs struct {
 	multi    []uint32
 }
 
+// MaxValues is how many values of one attribute a request is matched with
+// (segments and keywords are the only attributes with more than a few).
+// It bounds the work a request can ask for: a 64 KiB body could list
+// thousands, and each one costs a duplicate check and a posting list.
+const MaxValues = 256
+
 var attrsPool sync.Pool
 
 // AcquireAttrs returns an empty Attrs from a pool.
@@ -99,9 +105,10 @@ func (a *Attrs) Reset() {
 // copy in an internal buffer. So value's bytes must not change until the
 // next Reset (mind strings made without copying from a request buffer).
 // Empty values, duplicates, unknown attributes and the derived attributes
-// hour and weekday are ignored.
+// hour and weekday are ignored, and so are the values of an attribute past
+// its first MaxValues.
 func (a *Attrs) Add(attr campaign.AttrID, value string) {
-	if int(attr) >= campaign.NumAttrs || timeAttr(attr) {
+	if int(attr) >= campaign.NumAttrs || timeAttr(attr) || len(a.vals[attr]) >= MaxValues {
 		return
 	}
 	v := a.normalize(attr, value)

@@ -2,6 +2,7 @@ package targeting
 
 import (
 	"slices"
+	"strconv"
 	"testing"
 
 	"github.com/adserver/adserver/campaign"
@@ -72,4 +73,24 @@ func FuzzNormalize(f *testing.F) {
 			t.Fatalf("Add(%q) kept %q, NormalizeValue gives %q", v, got, want)
 		}
 	})
+}
+
+// An attribute keeps at most MaxValues values: a request listing thousands
+// of keywords or segments is matched with its first MaxValues, and costs
+// no more than that.
+func TestAttrsMaxValues(t *testing.T) {
+	a := AcquireAttrs()
+	defer ReleaseAttrs(a)
+	for i := range 3 * MaxValues {
+		a.Add(campaign.IDKeyword, "kw"+strconv.Itoa(i))
+		a.Add(campaign.IDKeyword, "kw"+strconv.Itoa(i)) // duplicates still ignored
+	}
+	got := a.Values(campaign.IDKeyword)
+	if len(got) != MaxValues || got[0] != "kw0" || got[MaxValues-1] != "kw"+strconv.Itoa(MaxValues-1) {
+		t.Fatalf("%d values, first %q, last %q; want the first %d", len(got), got[0], got[len(got)-1], MaxValues)
+	}
+	a.Add(campaign.IDCountry, "KR") // other attributes are not affected
+	if v := a.Values(campaign.IDCountry); len(v) != 1 || v[0] != "kr" {
+		t.Fatalf("country %v", v)
+	}
 }
