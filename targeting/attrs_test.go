@@ -46,7 +46,7 @@ func TestAttrs(t *testing.T) {
 func TestAttrsValuesSurviveGrowth(t *testing.T) {
 	a := new(Attrs)
 	var want []string
-	for i := range 300 {
+	for i := range MaxValues {
 		v := "KW" + string(rune('A'+i%26)) + string(rune('A'+i/26))
 		a.Add(campaign.IDKeyword, v)
 		want = append(want, campaign.NormalizeValue(campaign.IDKeyword, v))
