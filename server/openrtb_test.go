@@ -19,6 +19,7 @@ import (
 	"github.com/adserver/adserver/auction"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/events"
+	"github.com/adserver/adserver/server/guard"
 	"github.com/prebid/openrtb/v20/openrtb2"
 	"github.com/valyala/fasthttp"
 )
@@ -554,5 +555,38 @@ func TestOpenRTBImpCap(t *testing.T) {
 	}
 	if got := impsIgnored.Get() - before; got != 8 {
 		t.Errorf("adserver_openrtb_imps_ignored_total rose by %d, want 8", got)
+	}
+}
+
+// The placement limit applies to every placement of a bid request, each
+// once, whichever imp names it.
+func TestOpenRTBPlacementLimitPerImp(t *testing.T) {
+	s := rtbServer(t)
+	lim, err := guard.NewLimiter(guard.LimiterConfig{Name: "placement", Rate: 0.001, Burst: 2})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s.Guards = &Guards{Placement: lim}
+	req := func(tagids ...string) string {
+		var imps []string
+		for i, tag := range tagids {
+			imps = append(imps, fmt.Sprintf(`{"id":"%d","tagid":%q,"banner":{"w":300,"h":250}}`, i, tag))
+		}
+		return `{"id":"r","imp":[` + strings.Join(imps, ",") + `]}`
+	}
+	// Two imps of p-b in one request spend one of p-b's two tokens.
+	if st, body := doRTB(s, req("p-b", "p-b"), ""); st == 429 {
+		t.Fatalf("first request: %d %s", st, body)
+	}
+	if st, body := doRTB(s, req("p-b"), ""); st == 429 {
+		t.Fatalf("second request of p-b: %d %s", st, body)
+	}
+	// p-b's burst is spent: a request whose second imp names it is refused.
+	st, body := doRTB(s, req("p-a", "p-b"), "")
+	if st != 429 || !strings.Contains(body, "rate_limited_placement") || !strings.Contains(body, `\"p-b\"`) {
+		t.Fatalf("p-b in the second imp: %d %s, want 429 naming p-b", st, body)
+	}
+	if st, body := doRTB(s, req("p-a"), ""); st == 429 {
+		t.Fatalf("p-a alone: %d %s", st, body)
 	}
 }
