@@ -137,10 +137,8 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	}
 	if e.Pacer != nil {
 		// Each placement of the request counts one ad request.
-		for i := range req.Slots {
-			if p := req.SlotPlacement(i); p != "" && firstOfPlacement(req, i, p) {
-				e.Pacer.Observe(p, now)
-			}
+		for p := range req.Placements {
+			e.Pacer.Observe(p, now)
 		}
 	}
 	pl := cat.Placements[req.PlacementID]
@@ -262,17 +260,6 @@ func publisherOf(req *Request, pl *campaign.Placement) string {
 		return pl.PublisherID
 	}
 	return req.PublisherID
-}
-
-// firstOfPlacement reports whether slot i is the first of req's slots in
-// placement p.
-func firstOfPlacement(req *Request, i int, p string) bool {
-	for j := range i {
-		if req.SlotPlacement(j) == p {
-			return false
-		}
-	}
-	return true
 }
 
 func sharesDeal(have, want []string) bool { return intersects(have, want) }

@@ -98,6 +98,33 @@ func (r *Request) SlotPlacement(i int) string {
 	return r.PlacementID
 }
 
+// Placements yields each distinct placement of the request once, in slot
+// order (for p := range req.Placements), skipping empty ones; a request
+// without slots yields its PlacementID.
+func (r *Request) Placements(yield func(string) bool) {
+	if len(r.Slots) == 0 {
+		if r.PlacementID != "" {
+			yield(r.PlacementID)
+		}
+		return
+	}
+outer:
+	for i := range r.Slots {
+		p := r.SlotPlacement(i)
+		if p == "" {
+			continue
+		}
+		for j := range i {
+			if r.SlotPlacement(j) == p {
+				continue outer
+			}
+		}
+		if !yield(p) {
+			return
+		}
+	}
+}
+
 // Size is a width and height in pixels.
 type Size struct{ W, H int }
 

@@ -45,7 +45,12 @@ func benchCatalog(b testing.TB, n int) []*campaign.Campaign {
 // BenchmarkDecision is a full /v1/ad request through the fasthttp handler,
 // no network, against 10,000 campaigns.
 func BenchmarkDecision(b *testing.B) {
-	s := testServer(b, benchCatalog(b, 10000)...)
+	benchServeAd(b, testServer(b, benchCatalog(b, 10000)...))
+}
+
+// benchServeAd sends adReq to s's serving handler b.N times (no network),
+// after checking that it fills.
+func benchServeAd(b *testing.B, s *Server) {
 	var ctx fasthttp.RequestCtx
 	body := []byte(adReq)
 	ctx.Request.Header.SetMethod("POST")
@@ -62,6 +67,7 @@ func BenchmarkDecision(b *testing.B) {
 		ctx.Response.Reset()
 		s.serveServing(&ctx)
 	}
+	b.StopTimer()
 }
 
 func BenchmarkDecisionParallel(b *testing.B) {

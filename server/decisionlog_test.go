@@ -250,23 +250,7 @@ func BenchmarkLoggedDecision(b *testing.B) {
 			var rate atomic.Pointer[decision.Switches]
 			s, l := decisionLogServer(b, &rate, benchCatalog(b, 10000)...)
 			setRate(&rate, c.rate)
-			var ctx fasthttp.RequestCtx
-			body := []byte(adReq)
-			ctx.Request.Header.SetMethod("POST")
-			ctx.Request.SetRequestURI("/v1/ad")
-			ctx.Request.SetBody(body)
-			s.serveServing(&ctx)
-			if ctx.Response.StatusCode() != 200 {
-				b.Fatalf("no fill: %d", ctx.Response.StatusCode())
-			}
-			b.ReportAllocs()
-			b.SetBytes(int64(len(body)))
-			b.ResetTimer()
-			for i := 0; i < b.N; i++ {
-				ctx.Response.Reset()
-				s.serveServing(&ctx)
-			}
-			b.StopTimer()
+			benchServeAd(b, s)
 			if c.rate < 1 {
 				if n := len(loggedDecisions(b, l)); n != 0 {
 					b.Fatalf("not_sampled logged %d decisions", n)

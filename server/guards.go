@@ -68,14 +68,7 @@ func (s *Server) admitRequest(ctx *fasthttp.RequestCtx, req *decision.Request, n
 	}
 	if g.Placement != nil {
 		// Each placement of the request once (OpenRTB imps have their own).
-		for i := range max(len(req.Slots), 1) {
-			p := req.PlacementID
-			if len(req.Slots) > 0 {
-				p = req.SlotPlacement(i)
-			}
-			if p == "" || !firstPlacement(req, i, p) {
-				continue
-			}
+		for p := range req.Placements {
 			if ok, retry := g.Placement.Check(p, now); !ok {
 				tooMany(ctx, "rate_limited_placement", "too many requests for placement "+strconv.Quote(p), retry)
 				return false
@@ -84,17 +77,6 @@ func (s *Server) admitRequest(ctx *fasthttp.RequestCtx, req *decision.Request, n
 	}
 	if g.Abuse != nil && req.UserID != "" && g.Abuse.Observe(req.UserID, req.IP, req.UA, now) {
 		req.NoCharge = true
-	}
-	return true
-}
-
-// firstPlacement reports whether slot i is the first of req's slots in
-// placement p.
-func firstPlacement(req *decision.Request, i int, p string) bool {
-	for j := range min(i, len(req.Slots)) {
-		if req.SlotPlacement(j) == p {
-			return false
-		}
 	}
 	return true
 }
