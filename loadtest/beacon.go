@@ -3,6 +3,7 @@ package loadtest
 import (
 	"fmt"
 	"math/rand/v2"
+	"net/url"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,9 @@ import (
 
 // beaconJob is the tracking chain of one rendered ad: an impression, then
 // maybe a click, then maybe a conversion. The strings are owned by the job.
+// conv is the conversion URL the answer named, if any; otherwise the
+// conversion calls the postback the click's redirect carries (see
+// postbackOf), as the server issues them.
 type beaconJob struct {
 	t                *target
 	imp, click, conv string
@@ -88,12 +92,16 @@ func (p *beaconPool) work(id int) {
 		if !p.get(j.t, j.click, req, resp) || rng.Float64() >= p.convRate {
 			continue
 		}
-		if j.conv == "" {
+		conv := j.conv
+		if conv == "" {
+			conv = postbackOf(resp)
+		}
+		if conv == "" {
 			p.rec.beaconEvent(func(c *beaconCounts) { c.convSkipped++ })
 			continue
 		}
 		p.rec.beaconEvent(func(c *beaconCounts) { c.conversion++ })
-		p.get(j.t, j.conv, req, resp)
+		p.get(j.t, conv, req, resp)
 	}
 }
 
@@ -121,6 +129,26 @@ func (p *beaconPool) get(t *target, u string, req *fasthttp.Request, resp *fasth
 	}
 	p.rec.beacon(lat, failure)
 	return failure == ""
+}
+
+// ConversionParam is the query parameter of a click's redirect (its
+// Location, the landing page) that carries the signed conversion postback
+// of that click; the server's server.ConversionParam. The harness plays the
+// advertiser's landing page: a converting visit calls the postback.
+const ConversionParam = "adserver_conv"
+
+// postbackOf returns the conversion postback a click's answer carries in its
+// redirect's landing URL, or "".
+func postbackOf(resp *fasthttp.Response) string {
+	loc := resp.Header.Peek(fasthttp.HeaderLocation)
+	if len(loc) == 0 {
+		return ""
+	}
+	u, err := url.Parse(string(loc))
+	if err != nil {
+		return ""
+	}
+	return u.Query().Get(ConversionParam)
 }
 
 func pathOnly(p string) string {

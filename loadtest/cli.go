@@ -90,7 +90,7 @@ func mainRun(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs.BoolVar(&cfg.DayShape, "day-shape", false, "modulate the open-model rate by the scenario's day shape compressed into -duration (rate = mean)")
 	fs.Float64Var(&cfg.ImpRate, "imp-rate", 0.9, "share of fills followed by an impression beacon")
 	fs.Float64Var(&cfg.CTR, "ctr", 0.01, "share of impressions followed by a click (302 not followed)")
-	fs.Float64Var(&cfg.ConvRate, "conv-rate", 0.05, "share of clicks followed by a conversion (needs conversion_url in the ad, else skipped and counted)")
+	fs.Float64Var(&cfg.ConvRate, "conv-rate", 0.05, "share of clicks followed by a conversion (the postback in the click redirect's landing URL, or the ad's conversion_url; skipped and counted when neither)")
 	fs.DurationVar(&cfg.Timeout, "timeout", 2*time.Second, "per-request timeout")
 	if err := fs.Parse(args); err != nil {
 		if errors.Is(err, flag.ErrHelp) {

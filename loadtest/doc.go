@@ -38,8 +38,10 @@
 // Requests go round-robin over the targets through one fasthttp.HostClient
 // per target (MaxConns = Concurrency, no retries). Fills are followed by
 // impression beacons (ImpRate), impressions by clicks (CTR; the 302 is not
-// followed) and clicks by conversions (ConvRate, when the ad carries a
-// conversion_url; otherwise skipped and counted). Beacons are sent by their
+// followed) and clicks by conversions (ConvRate): the ad's conversion_url
+// when it has one, else the signed postback the click's 302 carries in its
+// landing URL (ConversionParam), as the advertiser's page would call it;
+// a click with neither counts its conversion as skipped. Beacons are sent by their
 // own workers from a bounded queue (overflow is dropped and counted) to the
 // node that served the ad, whatever host the tracking URL names. For OpenRTB
 // the impression is the bid's burl with ${AUCTION_PRICE} replaced by the

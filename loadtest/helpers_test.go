@@ -2,6 +2,7 @@ package loadtest
 
 import (
 	"net"
+	"net/url"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -73,7 +74,10 @@ func (s *stallServer) handle(ctx *fasthttp.RequestCtx) {
 type fakeAdServer struct {
 	n, imps, clicks, convs, ortb atomic.Int64
 	withConv                     bool
-	lastBurlPrice                atomic.Value
+	// postback makes clicks redirect to a landing URL that carries a
+	// conversion postback (ConversionParam), as the ad server does.
+	postback      bool
+	lastBurlPrice atomic.Value
 }
 
 func (s *fakeAdServer) handle(ctx *fasthttp.RequestCtx) {
@@ -104,8 +108,17 @@ func (s *fakeAdServer) handle(ctx *fasthttp.RequestCtx) {
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	case "/v1/t/click":
 		s.clicks.Add(1)
+		if s.postback {
+			pb := url.QueryEscape("http://ads.invalid:8080/v1/t/conv?a=" + string(ctx.QueryArgs().Peek("a")) + "&sig=y")
+			ctx.Redirect("https://landing.invalid/p?utm=x&"+ConversionParam+"="+pb, fasthttp.StatusFound)
+			return
+		}
 		ctx.Redirect("https://landing.invalid/", fasthttp.StatusFound)
 	case "/v1/t/conv":
+		if s.postback && string(ctx.QueryArgs().Peek("sig")) != "y" {
+			ctx.SetStatusCode(fasthttp.StatusForbidden)
+			return
+		}
 		s.convs.Add(1)
 		ctx.SetStatusCode(fasthttp.StatusNoContent)
 	default:

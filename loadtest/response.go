@@ -61,8 +61,8 @@ func (p *responseParser) parse(openrtb bool, body []byte) (fills []fill, ok bool
 			}
 			p.fills = append(p.fills, fill{
 				imp: a.GetStringBytes("impression_url"), click: a.GetStringBytes("click_url"),
-				// conversion_url is not in the fixed contract yet; it is
-				// followed when present.
+				// conversion_url is not in the fixed contract; it is
+				// followed when present, else the click's postback.
 				conv: a.GetStringBytes("conversion_url"),
 			})
 		}

@@ -203,7 +203,16 @@ func TestBeaconsFollowFills(t *testing.T) {
 		t.Errorf("sent %d failed %d, want %d sent", b.Sent, b.Failed, 3*res.Filled)
 	}
 
-	// Without conversion_url, conversions are skipped and counted.
+	// Without conversion_url, a conversion calls the postback the click's
+	// redirect carries, as the ad server issues them.
+	s3 := &fakeAdServer{postback: true}
+	res = run(t, Config{Targets: []string{startServer(t, s3.handle)}, Rate: 100, Duration: 500 * time.Millisecond, Concurrency: 4,
+		ImpRate: 1, CTR: 1, ConvRate: 1})
+	if b := res.Beacons; b.Clicks == 0 || b.Conversions != b.Clicks || s3.convs.Load() != b.Clicks || b.ConversionsSkipped != 0 || b.Failed != 0 {
+		t.Errorf("postback: clicks %d conversions %d skipped %d failed %d (server convs %d)", b.Clicks, b.Conversions, b.ConversionsSkipped, b.Failed, s3.convs.Load())
+	}
+
+	// With neither, conversions are skipped and counted.
 	s2 := &fakeAdServer{}
 	res = run(t, Config{Targets: []string{startServer(t, s2.handle)}, Rate: 100, Duration: 500 * time.Millisecond, Concurrency: 4,
 		ImpRate: 1, CTR: 1, ConvRate: 1})
