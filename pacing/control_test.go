@@ -210,3 +210,53 @@ func TestControllerOnDSTDays(t *testing.T) {
 		})
 	}
 }
+
+// A campaign that falls behind its plan (two hours without traffic) closes
+// most of the gap within the hour after (CatchUp is 15m; the demand
+// estimate, decayed during the outage, first has to recover) and still
+// spends its day budget: the feedback part of the controller. (The feed-forward alone, at the plan's
+// rate, would end the day short by the two hours' plan.)
+func TestControllerCatchesUp(t *testing.T) {
+	from := time.Date(2026, 11, 22, 0, 0, 0, 0, time.UTC)
+	start := from.Add(48 * time.Hour)
+	end := start.Add(24 * time.Hour)
+	p := newTestPacer(t, Config{Seed: 11})
+	budget := 50 * unit
+	c := testCampaign(t, "c-gap", "UTC", "even", campaign.Micros(budget), 0, "")
+	m := &market{p: p, c: c, opportunitiesPerDay: 200_000, share: ReferenceTraffic()}
+	m.cost = campaign.Micros(3 * float64(budget) / m.opportunitiesPerDay)
+	m.run(t, from, start.Add(10*time.Hour))
+	pl, ok := p.Plan(c.ID)
+	if !ok || pl.Day != DayOf(start, time.UTC) {
+		t.Fatalf("plan %+v, want one for %s", pl, DayOf(start, time.UTC))
+	}
+	// The outage: no requests from 10:00 to 12:00; the controller keeps
+	// running.
+	outageEnd := start.Add(12 * time.Hour)
+	for now := start.Add(10 * time.Hour); now.Before(outageEnd); now = now.Add(5 * time.Second) {
+		p.Tick(now)
+	}
+	spent := func() (s campaign.Micros) { // on the measured day
+		for h, v := range m.hourly {
+			if h >= start.Unix()/3600 {
+				s += v
+			}
+		}
+		return s
+	}
+	behind := pl.Spend(outageEnd) - spent()
+	m.run(t, outageEnd, outageEnd.Add(time.Hour))
+	gap := pl.Spend(outageEnd.Add(time.Hour)) - spent()
+	m.run(t, outageEnd.Add(time.Hour), end)
+	util := 100 * float64(spent()) / float64(budget)
+	t.Logf("behind the plan by %v after the outage, by %v an hour later; utilisation %.2f%%", behind, gap, util)
+	if behind < campaign.Micros(budget)/20 {
+		t.Fatalf("the outage left the campaign only %v behind its plan: the test does not test catching up", behind)
+	}
+	if gap > behind/4 {
+		t.Errorf("an hour after the outage still %v behind the plan (was %v)", gap, behind)
+	}
+	if util < 98 || util > 100.0001 {
+		t.Errorf("utilisation %.2f%%, want 98..100", util)
+	}
+}
