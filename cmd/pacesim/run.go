@@ -90,6 +90,9 @@ func (e *engine) run(ctx context.Context, from, to time.Time) error {
 		if err := flushUntil(t.Add(time.Second)); err != nil {
 			return err
 		}
+		if e.cluster != nil && elapsed%3600 == 3599 {
+			e.cluster.Compact()
+		}
 		if !t.Before(nextReport) {
 			e.progress("%s simulated, %d requests, %d wins", t.Sub(from), e.stats.Requests, e.stats.Wins)
 			nextReport = nextReport.Add(6 * time.Hour)

@@ -6,9 +6,11 @@ import (
 	"math/rand/v2"
 	"slices"
 	"strconv"
+	"strings"
 	"sync/atomic"
 	"time"
 
+	"github.com/adserver/adserver/bus"
 	"github.com/adserver/adserver/campaign"
 	"github.com/adserver/adserver/pacing"
 	"github.com/adserver/adserver/pacing/spendsync"
@@ -167,11 +169,23 @@ func (e *engine) progress(format string, args ...any) {
 func (e *engine) startNodes(ctx context.Context) error {
 	var brokers []string
 	if e.cfg.Kafka {
-		cluster, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(int32(e.cfg.Partitions), spendsync.DefaultTopic))
+		cluster, err := kfake.NewCluster(kfake.NumBrokers(1))
 		if err != nil {
 			return fmt.Errorf("cannot start the embedded broker: %w", err)
 		}
 		e.cluster, brokers = cluster, cluster.ListenAddrs()
+		// The spend topic is compacted, as nodes create it (see the
+		// spendsync package doc), and run compacts it every simulated
+		// hour, as the embedded broker does every hour: the broker then
+		// holds about an hour of records, not the whole run's (a
+		// week with 3 nodes publishes tens of millions).
+		kc, err := bus.NewClient(strings.Join(brokers, ","))
+		if err != nil {
+			return err
+		}
+		if err := kc.EnsureTopics(ctx, bus.TopicSpec{Name: spendsync.DefaultTopic, Compacted: true, Partitions: e.cfg.Partitions}); err != nil {
+			return err
+		}
 	}
 	rctx, cancel := context.WithCancel(ctx)
 	e.cancel = cancel
