@@ -4,17 +4,20 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"math"
 	"math/rand/v2"
 	"net/http"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/browser"
 	"github.com/chromedp/cdproto/runtime"
 	"github.com/chromedp/chromedp"
 
@@ -229,8 +232,26 @@ func TestDashboardBrowser(t *testing.T) {
 			t.Errorf("totals %s: page %q, API %v", k, v, api.Totals[k])
 		}
 	}
-	if imp := eval(`document.querySelector('#totals [data-metric=impressions] .value').textContent`); imp == "" || imp == "–" {
-		t.Errorf("impressions shown as %q", imp)
+	// And the page shows them: counts in full (en-US grouping), money to
+	// the cent, rates as percentages to 0.01.
+	var visible map[string]string
+	must("read shown totals", json.Unmarshal([]byte(eval(`JSON.stringify(Object.fromEntries([...document.querySelectorAll('#totals .metric')].map(e => [e.dataset.metric, e.querySelector('.value').textContent])))`)), &visible))
+	for _, k := range []string{"impressions", "clicks", "conversions"} {
+		n, err := api.Totals[k].(json.Number).Int64()
+		if err != nil || n == 0 {
+			t.Fatalf("API totals %s = %v: the fixture must have some", k, api.Totals[k])
+		}
+		if want := groupThousands(n); visible[k] != want {
+			t.Errorf("totals %s shown as %q, want %q", k, visible[k], want)
+		}
+	}
+	for k, scale := range map[string]float64{"spend": 1, "ctr": 100, "conversion_rate": 100} {
+		want, _ := api.Totals[k].(json.Number).Float64()
+		text := strings.ReplaceAll(strings.TrimSuffix(visible[k], "%"), ",", "")
+		got, err := strconv.ParseFloat(text, 64)
+		if err != nil || math.Abs(got-want*scale) > 0.005+1e-9 {
+			t.Errorf("totals %s shown as %q, API %v", k, visible[k], api.Totals[k])
+		}
 	}
 
 	// The chart has a point per day for each series.
@@ -272,6 +293,64 @@ func TestDashboardBrowser(t *testing.T) {
 		t.Fatal("B's campaign on A's dashboard")
 	}
 
+	// The table's CSV download: the file the browser saves is the API's
+	// CSV for the same range and group-by, byte for byte, under the name
+	// the server suggests.
+	dlDir := t.TempDir()
+	yes := true
+	_, err = chromedp.CallBrowser(ctx, browser.SetDownloadBehavior, browser.SetDownloadBehaviorParams{
+		Behavior: browser.SetDownloadBehaviorBehaviorAllowAndName, DownloadPath: dlDir, EventsEnabled: &yes})
+	must("allow downloads", err)
+	begun := make(chan browser.EventDownloadWillBegin, 4)
+	done := make(chan browser.EventDownloadProgress, 4)
+	must("listen for downloads", chromedp.ListenBrowser(ctx, func(ev any) {
+		switch e := ev.(type) {
+		case *browser.EventDownloadWillBegin:
+			select {
+			case begun <- *e:
+			default:
+			}
+		case *browser.EventDownloadProgress:
+			if e.State == browser.DownloadProgressStateCompleted || e.State == browser.DownloadProgressStateCanceled {
+				select {
+				case done <- *e:
+				default:
+				}
+			}
+		}
+	}))
+	must("download CSV", chromedp.Do(ctx, chromedp.Click(chromedp.ID("csv-table"))))
+	var dl browser.EventDownloadProgress
+	var started browser.EventDownloadWillBegin
+	timeout := time.After(15 * time.Second)
+	for got := 0; got < 2; got++ {
+		select {
+		case started = <-begun:
+		case dl = <-done:
+		case <-timeout:
+			shot(t, ctx, "failure.png")
+			t.Fatal("the CSV download did not begin and finish within 15 s")
+		}
+	}
+	if dl.State != browser.DownloadProgressStateCompleted || dl.GUID != started.GUID {
+		t.Fatalf("CSV download: %+v (began %+v)", dl, started)
+	}
+	saved, err := os.ReadFile(filepath.Join(dlDir, dl.GUID))
+	if err != nil {
+		t.Fatalf("the downloaded CSV: %v", err)
+	}
+	apiCSV := get(t, base, "/v1/reports?from=2026-10-29&to=2026-11-02&group_by=campaign,creative&format=csv", a.key)
+	if apiCSV.status != 200 || string(saved) != string(apiCSV.body) {
+		t.Fatalf("downloaded CSV differs from the API's (%d):\n%s\nAPI:\n%s", apiCSV.status, saved, apiCSV.body)
+	}
+	if lines := strings.Count(string(saved), "\n"); lines != len(byCreative.Rows)+1 {
+		t.Fatalf("downloaded CSV has %d lines, want a header and %d rows", lines, len(byCreative.Rows))
+	}
+	if want := "report_20261029T0000_20261103T0000.csv"; started.SuggestedFilename != want ||
+		!strings.Contains(apiCSV.header.Get("Content-Disposition"), `filename="`+want+`"`) {
+		t.Fatalf("CSV file name %q, API %q, want %q", started.SuggestedFilename, apiCSV.header.Get("Content-Disposition"), want)
+	}
+
 	// The hourly view: one point per hour of the five days, labels in Seoul time.
 	must("hourly", chromedp.Do(ctx,
 		chromedp.Click(chromedp.ID("gran-hour")),
@@ -303,6 +382,15 @@ func TestDashboardBrowser(t *testing.T) {
 	if len(exceptions) > 0 {
 		t.Fatalf("uncaught exceptions in the page: %v", exceptions)
 	}
+}
+
+// groupThousands writes n as en-US Intl.NumberFormat does: 1,234,567.
+func groupThousands(n int64) string {
+	s := strconv.FormatInt(n, 10)
+	for i := len(s) - 3; i > 0 && s[i-1] != '-'; i -= 3 {
+		s = s[:i] + "," + s[i:]
+	}
+	return s
 }
 
 // shot saves a full-page screenshot in the test's artifact directory.
