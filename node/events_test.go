@@ -194,4 +194,38 @@ func TestEventsEndToEnd(t *testing.T) {
 		t.Errorf("pacer charged %d µ (known %v), want %d µ", st.TotalSpend, ok, wantSpend)
 	}
 	t.Logf("%d impressions, %d clicks, %d conversions, spend %d µ in ClickHouse and the pacer", imps, clk, conv, spend)
+
+	// The advertiser reads the same figures from the node's management
+	// listener, where the dashboard is served too.
+	today := time.Now().UTC()
+	q := "/v1/reports?group_by=campaign&from=" + today.AddDate(0, 0, -1).Format(time.DateOnly) + "&to=" + today.Format(time.DateOnly)
+	if r := call(t, "GET", admin(n)+q, "not-a-key", ""); r.status != 401 {
+		t.Errorf("report with a wrong key: %d %s", r.status, r.body)
+	}
+	r := call(t, "GET", admin(n)+q, "acme-key-0123456789abcdef", "")
+	if r.status != 200 {
+		t.Fatalf("report: %d %s", r.status, r.body)
+	}
+	var rep struct {
+		Rows []struct {
+			CampaignID string `json:"campaign_id"`
+		} `json:"rows"`
+		Totals struct {
+			Impressions, Clicks, Conversions int64
+			Spend                            json.Number
+		} `json:"totals"`
+	}
+	dec := json.NewDecoder(strings.NewReader(r.body))
+	dec.UseNumber()
+	if err := dec.Decode(&rep); err != nil {
+		t.Fatalf("report body %s: %v", r.body, err)
+	}
+	repSpend, err := campaign.ParseMicros(rep.Totals.Spend.String())
+	if err != nil || len(rep.Rows) != 1 || rep.Rows[0].CampaignID != "c-1" || rep.Totals.Impressions != decisions ||
+		rep.Totals.Clicks != clicks || rep.Totals.Conversions != conversions || int64(repSpend) != wantSpend {
+		t.Errorf("report %s; want c-1 with %d impressions, %d clicks, %d conversions, spend %d µ", r.body, decisions, clicks, conversions, wantSpend)
+	}
+	if r := call(t, "GET", admin(n)+"/dashboard/", "", ""); r.status != 200 || !strings.Contains(r.body, "<html") {
+		t.Errorf("dashboard: %d %.200s", r.status, r.body)
+	}
 }

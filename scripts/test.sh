@@ -44,8 +44,15 @@ if [ -n "$unformatted" ]; then echo "gofmt would change: $unformatted"; exit 1; 
 echo "== go vet"
 go vet ./...
 
+# Tests save what a reader may want to look at (the dashboard's screenshots
+# from headless Chromium) with t.ArtifactDir, kept under test-artifacts/.
+artifacts=${TEST_ARTIFACTS:-$PWD/test-artifacts}
+rm -rf "$artifacts" && mkdir -p "$artifacts"
+
 echo "== go test -race"
-go test -race -count=1 -timeout 20m ./... 2>&1 | tee /tmp/adserver-test.log
+go test -race -count=1 -timeout 20m -artifacts -outputdir "$artifacts" ./... 2>&1 | tee /tmp/adserver-test.log
+echo "test artifacts (screenshots): $(find "$artifacts" -type f | wc -l) files under $artifacts"
+find "$artifacts" -name '*.png' | sed 's/^/  /'
 
 echo "== allocation pins (without -race, where allocation counts are meaningful)"
 go test -count=1 -run 'Alloc' ./... 2>&1 | grep -v 'no test files' | tee -a /tmp/adserver-alloc.log
