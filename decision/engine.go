@@ -208,12 +208,17 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 	}
 
 	wins := res.runner.Run(ar, rnd)
+	charging := e.Pacer != nil && !req.Test && (sw == nil || sw.Charging)
+	reserved := false // wins[0]'s reservation is held
+	if charging && len(req.Slots) == 1 && len(wins) == 1 {
+		wins, reserved = e.reserveOrNext(req, sw, now, rnd, res, wins, &st)
+	}
 	if res.debug {
 		res.appendOutcomes()
 	}
-	for _, w := range wins {
+	for i, w := range wins {
 		c := w.Candidate.Campaign
-		if e.Pacer != nil && !req.Test && (sw == nil || sw.Charging) {
+		if charging && !(reserved && i == 0) {
 			cost := expectedCost(c, w)
 			if !e.Pacer.Reserve(c, cost, now) {
 				res.exclude(c, w.SlotID, StagePacing, "budget_exhausted")
@@ -240,6 +245,47 @@ func (e *Engine) Decide(req *Request, cat *Catalog, sw *Switches, now time.Time,
 			res.NoFill = NoFillNoWinner
 		}
 	}
+}
+
+// maxRefusals bounds the winners of one request that reserveOrNext
+// replaces after their reservation failed.
+const maxRefusals = 3
+
+// reserveOrNext reserves the expected cost of the winner of a one-slot
+// request (wins holds its one win). A winner whose reservation fails (its
+// spend plus reservations leave room for less than this ad: Allow let it
+// through on a headroom above zero) is dropped from the slot's candidates,
+// which are admitted again without it, and the auction runs again, up to
+// maxRefusals times; so the slot goes to the next candidate, at the price
+// an auction without the refused campaign sets, rather than unfilled. It
+// returns the wins and whether the first one's reservation is held. The
+// candidates admitted again are asked again for pacing (Allow), which may
+// throttle them differently; it happens only near a campaign's budget.
+// Requests with several slots keep the slot of a refused winner unfilled.
+func (e *Engine) reserveOrNext(req *Request, sw *Switches, now time.Time, rnd *rand, res *Result, wins []auction.Win, st *collectStats) ([]auction.Win, bool) {
+	as := &res.auction.Slots[0]
+	for refusals := 0; len(wins) == 1; refusals++ {
+		w := wins[0]
+		c := w.Candidate.Campaign
+		if e.Pacer.Reserve(c, expectedCost(c, w), now) {
+			return wins, true
+		}
+		res.exclude(c, w.SlotID, StagePacing, "budget_exhausted")
+		if refusals == maxRefusals {
+			return nil, false
+		}
+		if req.Debug { // every eligible candidate is in the auction
+			as.Candidates = slices.DeleteFunc(as.Candidates, func(x auction.Candidate) bool { return x.Campaign == c })
+		} else {
+			res.cands = slices.DeleteFunc(res.cands, func(m targeting.Match) bool { return m.Campaign == c })
+			as.Candidates = as.Candidates[:0]
+			reserve := min(max(as.Floor, 0), auction.MaxECPM)
+			e.collectLazy(req, &req.Slots[0], req.SlotPlacement(0), as, reserve, res, sw, now, rnd, 1, st)
+		}
+		res.Slots[0].Auctioned = len(as.Candidates)
+		wins = res.runner.Run(&res.auction, rnd)
+	}
+	return wins, false
 }
 
 // expectedCost is what one ad of w will likely cost: a thousandth of the
