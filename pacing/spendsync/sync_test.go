@@ -56,6 +56,12 @@ func startNodeAt(t *testing.T, brokers []string, id string, at time.Time, rebuil
 	if p.Ready() {
 		t.Fatal("pacer ready before the replay")
 	}
+	return runNode(t, id, p, s)
+}
+
+// runNode runs s until the test ends and waits until it is ready.
+func runNode(t *testing.T, id string, p *pacing.Pacer, s *Sync) *node {
+	t.Helper()
 	ctx, cancel := context.WithCancel(context.Background())
 	n := &node{p: p, s: s, cancel: cancel, done: make(chan struct{})}
 	go func() {
@@ -65,9 +71,7 @@ func startNodeAt(t *testing.T, brokers []string, id string, at time.Time, rebuil
 		}
 	}()
 	t.Cleanup(n.stop)
-	wctx, wcancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer wcancel()
-	if err := s.WaitReady(wctx); err != nil {
+	if err := s.WaitReady(ctxT(t)); err != nil {
 		t.Fatalf("node %s not ready: %v", id, err)
 	}
 	return n
@@ -292,19 +296,7 @@ func TestRunFlushesEverySecond(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		ctx, cancel := context.WithCancel(context.Background())
-		n := &node{p: p, s: s, cancel: cancel, done: make(chan struct{})}
-		go func() {
-			defer close(n.done)
-			if err := s.Run(ctx); err != nil {
-				t.Errorf("Run: %v", err)
-			}
-		}()
-		t.Cleanup(n.stop)
-		if err := s.WaitReady(ctxT(t)); err != nil {
-			t.Fatalf("node %s not ready: %v", id, err)
-		}
-		return n
+		return runNode(t, id, p, s)
 	}
 	a, b := start("a"), start("b")
 	camp := testCampaign(t, 10*unit)
