@@ -47,7 +47,7 @@ go vet ./...
 # Tests save what a reader may want to look at (the dashboard's screenshots
 # from headless Chromium) with t.ArtifactDir, kept under test-artifacts/.
 artifacts=${TEST_ARTIFACTS:-$PWD/test-artifacts}
-rm -rf "$artifacts" && mkdir -p "$artifacts"
+mkdir -p "$artifacts" && rm -rf "$artifacts/_artifacts" # go test writes under _artifacts/
 
 echo "== go test -race"
 go test -race -count=1 -timeout 20m -artifacts -outputdir "$artifacts" ./... 2>&1 | tee /tmp/adserver-test.log
