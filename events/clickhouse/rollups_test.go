@@ -61,6 +61,18 @@ func (g *eventGen) inHour(h time.Time) func() time.Time {
 	return func() time.Time { return h.Add(time.Duration(g.rng.IntN(3600)) * time.Second) }
 }
 
+// versionOneWithHistory returns a fresh test database at schema version 1
+// holding history: what an upgrade starts from.
+func versionOneWithHistory(t *testing.T) (driver.Conn, string) {
+	t.Helper()
+	conn, _, db := testDB(t)
+	if err := MigrateTo(context.Background(), conn, db, 1); err != nil {
+		t.Fatal(err)
+	}
+	history(t, conn, db)
+	return conn, db
+}
+
 // history fills a database at schema version 1 with events over 40 days
 // across a month boundary, and adds rollup_hourly rows whose events are
 // gone (as after dropping old events partitions), so a backfill that read
@@ -145,12 +157,8 @@ func inserter(ctx context.Context, t *testing.T, conn driver.Conn, db, node stri
 // projected, in every hour outside the gap log, before and after more
 // inserts through the new views.
 func TestMigrateBackfillsExactly(t *testing.T) {
-	conn, _, db := testDB(t)
+	conn, db := versionOneWithHistory(t)
 	ctx := context.Background()
-	if err := MigrateTo(ctx, conn, db, 1); err != nil {
-		t.Fatal(err)
-	}
-	history(t, conn, db)
 
 	var (
 		wg      sync.WaitGroup
@@ -201,12 +209,8 @@ func TestMigrateBackfillsExactly(t *testing.T) {
 // views exist, one started after the views exist. Each must end up
 // counted exactly once wherever the reports look.
 func TestMigrateWaitsForInserts(t *testing.T) {
-	conn, _, db := testDB(t)
+	conn, db := versionOneWithHistory(t)
 	ctx := context.Background()
-	if err := MigrateTo(ctx, conn, db, 1); err != nil {
-		t.Fatal(err)
-	}
-	history(t, conn, db)
 	g := newEventGen("node-held", 6)
 	var mu sync.Mutex // g is not safe for concurrent use
 	hold := func(h time.Time) (send func() error) {
@@ -328,12 +332,8 @@ func TestBackfillLeftovers(t *testing.T) {
 // deadlines (as a node that dies mid-migration), under inserts, until one
 // completes: whatever a cut run left, the result is exact.
 func TestMigrateInterrupted(t *testing.T) {
-	conn, _, db := testDB(t)
+	conn, db := versionOneWithHistory(t)
 	ctx := context.Background()
-	if err := MigrateTo(ctx, conn, db, 1); err != nil {
-		t.Fatal(err)
-	}
-	history(t, conn, db)
 	var (
 		wg      sync.WaitGroup
 		inserts atomic.Int64
